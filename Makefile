@@ -1,0 +1,50 @@
+# lambda_detect: PGXS build, tests and the demo.
+#
+#   make                 build the library and the install script
+#   make install         install into the PostgreSQL found by pg_config
+#   make installcheck    pg_regress tests (sql/ -> expected/) against a running server
+#   make prove           pgTAP tests (test/*.sql) against a running server
+#   tools/test.sh        everything, from a fresh machine, in a throwaway cluster
+
+EXTENSION = lambda_detect
+EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" lambda_detect.control)
+
+MODULE_big = lambda_detect
+OBJS = \
+	src/lambda_detect.o \
+	src/settings.o \
+	src/shmem.o \
+	src/guarded.o \
+	src/json_text.o \
+	src/normalize.o \
+	src/ingest.o \
+	src/files.o \
+	src/rule_lambda_public.o \
+	src/rule_engine.o \
+	src/worker.o
+
+# The install script is assembled from the numbered parts in schema/.
+SCHEMA_PARTS = $(sort $(wildcard schema/[0-9]*.sql))
+DATA_built = lambda_detect--$(EXTVERSION).sql
+DATA = $(wildcard schema/upgrades/lambda_detect--*--*.sql)
+
+REGRESS = normalize normalize_samples ingest_inbox ingest_files rule_seed rule_window notify explain security
+REGRESS_OPTS = --inputdir=. --outputdir=.
+
+PG_CPPFLAGS = -I$(srcdir)/src -DLAMBDA_DETECT_VERSION=\"$(EXTVERSION)\"
+PG_CFLAGS = -Wall -Wextra -Werror -Wno-unused-parameter -Wno-sign-compare \
+	-Wno-missing-field-initializers -Wno-cast-function-type
+SHLIB_LINK = -lz
+EXTRA_CLEAN = results regression.diffs regression.out
+
+PG_CONFIG ?= pg_config
+PGXS := $(shell $(PG_CONFIG) --pgxs)
+include $(PGXS)
+
+$(DATA_built): $(SCHEMA_PARTS) lambda_detect.control
+	cat $(SCHEMA_PARTS) > $@
+
+# pgTAP tests; PG* environment variables say where the server is.
+.PHONY: prove
+prove:
+	pg_prove --ext .sql -v test/

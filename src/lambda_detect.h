@@ -1,0 +1,152 @@
+/*-------------------------------------------------------------------------
+ *
+ * lambda_detect.h
+ *	  Declarations shared by the parts of lambda_detect: settings, shared
+ *	  state, ingestion, the rule engine and the background worker.
+ *
+ * src/lambda_detect.h
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef LAMBDA_DETECT_H
+#define LAMBDA_DETECT_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "lib/stringinfo.h"
+#include "utils/elog.h"
+#include "utils/palloc.h"
+#include "utils/jsonb.h"
+
+/*
+ * The rules' candidate filter.  It must read exactly as the predicate of
+ * events_rule_candidates_idx in schema/02_events.sql, so that the planner
+ * can prove the partial index applies to the rule engine's query.
+ */
+#define LD_CANDIDATE_PREDICATE(alias) \
+	alias ".event_source = 'lambda.amazonaws.com'" \
+	" AND (" alias ".event_name LIKE 'AddPermission%'" \
+	" OR " alias ".event_name LIKE 'CreateFunctionUrlConfig%'" \
+	" OR " alias ".event_name LIKE 'UpdateFunctionUrlConfig%')"
+
+/* settings.c */
+extern char *ld_database;
+extern char *ld_inbox_dir;
+extern int	ld_batch_size;
+extern int	ld_naptime_ms;
+extern int	ld_scan_interval_ms;
+extern int	ld_file_settle_ms;
+extern int	ld_max_payload_kb;
+extern int	ld_max_depth;
+extern int	ld_max_records;
+extern int	ld_max_error_text;
+extern bool ld_run_rules;
+
+extern void DefineSettings(void);
+
+/* shmem.c */
+extern void RequestSharedState(void);
+extern void AttachSharedState(void);
+extern void SharedStateWorkerStarted(void);
+extern void SharedStateSetState(const char *state);
+extern void SharedStateRecordIngest(int64 events, bool files);
+extern void SharedStateRecordRuleRun(void);
+extern void SharedStateRecordError(const char *message);
+extern int	SharedStateConnectFailures(bool increment, bool reset);
+extern void WakeWorker(void);
+
+/* guarded.c */
+typedef void (*GuardedFunction) (void *arg);
+extern ErrorData *RunGuarded(GuardedFunction fn, void *arg);
+extern bool IsTransientError(ErrorData *edata);
+
+/* normalize.c */
+extern bool ParseCloudTrailTime(const char *str, int len, TimestampTz *result);
+
+/* ingest.c: counts of one ingestion unit, summed by callers */
+typedef struct IngestCounts
+{
+	int64		inbox_rows;
+	int64		files;
+	int64		records;
+	int64		events;
+	int64		duplicates;
+	int64		candidates;
+	int64		skipped;
+	int64		errors;
+	Datum		skip_reasons;	/* text[] of skip reasons, or 0 */
+} IngestCounts;
+
+extern bool IngestInboxBatch(const char *origin, int batch_size,
+							 IngestCounts *counts);
+extern void IngestDocuments(Datum *documents, Datum *locations, int ndocuments,
+							const char *source, IngestCounts *counts);
+extern void RecordIngestError(const char *sqlstate, const char *reason,
+							  const char *message, const char *source,
+							  const char *location, Jsonb *payload,
+							  const char *raw_text, int raw_len);
+extern void RecordIngestRun(const char *origin, const char *kind,
+							TimestampTz started_at, IngestCounts *counts);
+extern void AddIngestCounts(IngestCounts *sum, const IngestCounts *part);
+extern void AddSkipReasons(IngestCounts *counts, Datum reasons);
+
+/* files.c */
+extern void ScanInboxDirectory(const char *origin, IngestCounts *counts,
+							   MemoryContext listcxt, void (*boundary) (void));
+
+/* rule_engine.c: one run of one rule */
+typedef struct RuleRunState
+{
+	/* the rule, as loaded */
+	char		rule[128];
+	int32		version;
+	char		matcher[64];
+	char		severity[16];
+	int32		risk_score;
+	Interval	lookback;
+	Interval	run_interval;
+	int32		max_signals;
+	bool		enabled;
+	/* the run */
+	int64		run_id;
+	TimestampTz window_start;
+	TimestampTz window_end;
+	int64		candidates;
+	int64		matched;
+	int64		alerts_created;
+	int64		duplicates;
+	bool		truncated;
+} RuleRunState;
+
+extern bool RuleRunStart(const char *rule, const char *trigger, TimestampTz as_of,
+						 bool catch_up, RuleRunState *state);
+extern ErrorData *RuleRunExecute(RuleRunState *state);
+extern void CloseOutInterruptedRuleRuns(void);
+
+/* rule_lambda_public.c: the seed rule's matcher */
+typedef struct RuleCandidate
+{
+	const char *event_source;
+	const char *event_name;
+	const char *error_code;
+	const char *error_message;
+	Jsonb	   *request_parameters;
+} RuleCandidate;
+
+extern bool MatchLambdaPublicInvocation(const RuleCandidate *candidate,
+										StringInfo reason);
+
+/* worker.c */
+extern void RegisterIngestWorker(void);
+extern PGDLLEXPORT void LambdaDetectWorkerMain(Datum main_arg);
+
+/* json_text.c: small jsonb accessors shared by normalize and the matchers */
+extern JsonbValue *JsonbObjectGet(JsonbContainer *object, const char *key,
+								  JsonbValue *result);
+extern char *JsonbObjectGetString(JsonbContainer *object, const char *key,
+								  int *len);
+extern JsonbContainer *JsonbObjectGetObject(JsonbContainer *object,
+											const char *key);
+
+#endif							/* LAMBDA_DETECT_H */

@@ -1,0 +1,548 @@
+/*-------------------------------------------------------------------------
+ *
+ * rule_engine.c
+ *	  Running a rule over its ingest-time window: candidates through the
+ *	  partial index, the C matcher, deduplicated alerts, and a rule_runs row.
+ *
+ * Candidates are read with the predicate of events_rule_candidates_idx, so
+ * a run costs what the number of Lambda candidate events in its window
+ * costs, whatever the size of the events table.  Precise predicates are
+ * evaluated in C.  Alerts are unique per (rule, event): overlapping windows
+ * and re-runs never duplicate.  A run creates at most max_signals new
+ * alerts; one that hits the cap says so (truncated) and the worker follows
+ * it with a catch-up run at once.
+ *
+ * A run is two steps so that the worker can commit the "running" row before
+ * the work: RuleRunStart (load the rule, fix the window, insert the row) and
+ * RuleRunExecute (lock the rule, match, alert, finish the row).  A run cut
+ * short by a crash is then visible, and CloseOutInterruptedRuleRuns marks it
+ * failed when the worker starts again.  run_rule() does both steps in the
+ * caller's transaction.
+ *
+ * src/rule_engine.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/jsonb.h"
+#include "utils/timestamp.h"
+
+#include "lambda_detect.h"
+
+PG_FUNCTION_INFO_V1(ld_run_rule);
+
+/* candidates fetched from the cursor at a time */
+#define CANDIDATE_FETCH 256
+
+typedef bool (*RuleMatcher) (const RuleCandidate *candidate, StringInfo reason);
+
+static const struct
+{
+	const char *name;
+	RuleMatcher match;
+}			matchers[] =
+{
+	{"lambda_public_invocation", MatchLambdaPublicInvocation},
+};
+
+#define RULE_COLUMNS \
+	"rule, version, matcher, severity, risk_score, lookback, max_signals, enabled, run_interval"
+
+static SPIPlanPtr load_rule_plan = NULL;
+static SPIPlanPtr lock_rule_plan = NULL;
+static SPIPlanPtr watermark_plan = NULL;
+static SPIPlanPtr start_plan = NULL;
+static SPIPlanPtr finish_plan = NULL;
+static SPIPlanPtr candidates_plan = NULL;
+static SPIPlanPtr alert_plan = NULL;
+
+static SPIPlanPtr
+prepare_kept(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
+{
+	if (*cache == NULL)
+	{
+		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+		*cache = plan;
+	}
+	return *cache;
+}
+
+static RuleMatcher
+find_matcher(const char *name)
+{
+	for (int i = 0; i < lengthof(matchers); i++)
+		if (strcmp(matchers[i].name, name) == 0)
+			return matchers[i].match;
+	ereport(ERROR,
+			(errcode(ERRCODE_UNDEFINED_FUNCTION),
+			 errmsg("rule matcher \"%s\" is not implemented by this library", name),
+			 errhint("The installed SQL and library versions differ: run ALTER EXTENSION lambda_detect UPDATE.")));
+	return NULL;				/* keep compiler quiet */
+}
+
+/*
+ * load_rule reads a rule's parameters into state (strings copied into the
+ * current memory context).  With lock, the rule's row is locked until the
+ * end of the transaction: runs of one rule never overlap.  Returns false
+ * when there is no such rule.
+ */
+static bool
+load_rule(const char *rule, bool lock, RuleRunState *state)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		value;
+	SPIPlanPtr	plan;
+	HeapTuple	tup;
+	TupleDesc	desc;
+	bool		isnull;
+	int			ret;
+
+	if (lock)
+		plan = prepare_kept(&lock_rule_plan,
+							"SELECT " RULE_COLUMNS " FROM lambda_detect.rules"
+							" WHERE rule = $1 FOR NO KEY UPDATE",
+							1, argtypes);
+	else
+		plan = prepare_kept(&load_rule_plan,
+							"SELECT " RULE_COLUMNS " FROM lambda_detect.rules WHERE rule = $1",
+							1, argtypes);
+	value = CStringGetTextDatum(rule);
+	ret = SPI_execute_plan(plan, &value, NULL, false, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read rule: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+		return false;
+
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	strlcpy(state->rule, TextDatumGetCString(SPI_getbinval(tup, desc, 1, &isnull)),
+			sizeof(state->rule));
+	state->version = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+	strlcpy(state->matcher, TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull)),
+			sizeof(state->matcher));
+	strlcpy(state->severity, TextDatumGetCString(SPI_getbinval(tup, desc, 4, &isnull)),
+			sizeof(state->severity));
+	state->risk_score = DatumGetInt32(SPI_getbinval(tup, desc, 5, &isnull));
+	memcpy(&state->lookback, DatumGetIntervalP(SPI_getbinval(tup, desc, 6, &isnull)),
+		   sizeof(Interval));
+	state->max_signals = DatumGetInt32(SPI_getbinval(tup, desc, 7, &isnull));
+	state->enabled = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
+	memcpy(&state->run_interval, DatumGetIntervalP(SPI_getbinval(tup, desc, 9, &isnull)),
+		   sizeof(Interval));
+	SPI_freetuptable(SPI_tuptable);
+	return true;
+}
+
+/*
+ * last_watermark returns the window end of the rule's last run that
+ * finished its whole window (succeeded, not truncated), or 0.
+ */
+static TimestampTz
+last_watermark(const char *rule)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		value = CStringGetTextDatum(rule);
+	bool		isnull;
+	Datum		d;
+	int			ret;
+
+	prepare_kept(&watermark_plan,
+				 "SELECT max(window_end) FROM lambda_detect.rule_runs"
+				 " WHERE rule = $1 AND status = 'succeeded' AND NOT truncated",
+				 1, argtypes);
+	ret = SPI_execute_plan(watermark_plan, &value, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read rule runs: %s", SPI_result_code_string(ret));
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	SPI_freetuptable(SPI_tuptable);
+	return isnull ? 0 : DatumGetTimestampTz(d);
+}
+
+/*
+ * RuleRunStart loads the rule, fixes the run's window and inserts its
+ * rule_runs row with status running.  The window is [as_of - lookback,
+ * as_of]; with catch_up (the worker), it starts earlier if needed to reach
+ * back to where the last complete run ended, so that events ingested while
+ * no run happened (the worker was down, runs failed) are never skipped.
+ * Returns false when the rule does not exist.
+ */
+bool
+RuleRunStart(const char *rule, const char *trigger, TimestampTz as_of,
+			 bool catch_up, RuleRunState *state)
+{
+	Oid			argtypes[5] = {TEXTOID, INT4OID, TEXTOID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[5];
+	bool		isnull;
+	int			ret;
+
+	memset(state, 0, sizeof(*state));
+	if (!load_rule(rule, false, state))
+		return false;
+
+	state->window_end = as_of;
+	state->window_start = DatumGetTimestampTz(
+		DirectFunctionCall2(timestamptz_mi_interval,
+							TimestampTzGetDatum(as_of),
+							IntervalPGetDatum(&state->lookback)));
+	if (catch_up)
+	{
+		TimestampTz watermark = last_watermark(rule);
+
+		if (watermark != 0 && watermark < state->window_start)
+			state->window_start = watermark;
+	}
+
+	prepare_kept(&start_plan,
+				 "INSERT INTO lambda_detect.rule_runs"
+				 " (rule, rule_version, trigger, window_start, window_end, started_at, status)"
+				 " VALUES ($1, $2, $3, $4, $5, clock_timestamp(), 'running') RETURNING run_id",
+				 5, argtypes);
+	values[0] = CStringGetTextDatum(state->rule);
+	values[1] = Int32GetDatum(state->version);
+	values[2] = CStringGetTextDatum(trigger);
+	values[3] = TimestampTzGetDatum(state->window_start);
+	values[4] = TimestampTzGetDatum(state->window_end);
+	ret = SPI_execute_plan(start_plan, values, NULL, false, 1);
+	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
+		elog(ERROR, "could not record rule run: %s", SPI_result_code_string(ret));
+	state->run_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+												SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return true;
+}
+
+/*
+ * create_alert inserts the alert of one matching event, taking the triage
+ * fields from the event row.  Returns false when the (rule, event) alert
+ * already existed (a concurrent run made it first).
+ */
+static bool
+create_alert(RuleRunState *state, const char *event_id, const char *reason)
+{
+	Oid			argtypes[7] = {TEXTOID, INT4OID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID};
+	Datum		values[7];
+	int			ret;
+	bool		created;
+
+	prepare_kept(&alert_plan,
+				 "INSERT INTO lambda_detect.alerts AS a"
+				 " (rule, rule_version, run_id, event_id, event_time, ingested_at, severity,"
+				 "  risk_score, reason, account_id, aws_region, event_name, function_name,"
+				 "  function_arn, statement_id, action, principal, scoped_by, actor_arn,"
+				 "  actor_type, access_key_id, user_name, source_ip, source_address, user_agent,"
+				 "  request_parameters, response_elements)"
+				 " SELECT $1, $2, $3, e.event_id, e.event_time, e.ingested_at, $4, $5, $6,"
+				 "   e.recipient_account_id, e.aws_region, e.event_name, p.fn,"
+				 "   CASE WHEN p.fn IS NULL THEN NULL"
+				 "        WHEN p.fn LIKE 'arn:%' THEN p.fn"
+				 "        WHEN p.fn ~ '^[0-9]{12}:function:' THEN"
+				 "             'arn:' || p.part || ':lambda:' || e.aws_region || ':' || p.fn"
+				 "        ELSE 'arn:' || p.part || ':lambda:' || e.aws_region || ':'"
+				 "             || e.recipient_account_id || ':function:' || p.fn END,"
+				 "   p.rp ->> 'statementId', p.rp ->> 'action', p.rp ->> 'principal',"
+				 "   COALESCE((SELECT jsonb_object_agg(k, v) FROM jsonb_each(p.rp) AS c(k, v)"
+				 "              WHERE k IN ('sourceArn', 'sourceAccount', 'principalOrgID',"
+				 "                          'functionUrlAuthType', 'eventSourceToken',"
+				 "                          'invokedViaFunctionUrl')"
+				 "                AND v <> 'null'::jsonb AND v <> '\"\"'::jsonb), '{}'),"
+				 "   e.actor_arn, e.actor_type, e.access_key_id, e.user_name, e.source_ip,"
+				 "   e.source_address, e.user_agent, e.request_parameters, e.response_elements"
+				 "  FROM lambda_detect.events e,"
+				 "   LATERAL (SELECT r.rp, r.rp ->> 'functionName' AS fn,"
+				 "                   CASE WHEN e.aws_region LIKE 'cn-%' THEN 'aws-cn'"
+				 "                        WHEN e.aws_region LIKE 'us-gov-%' THEN 'aws-us-gov'"
+				 "                        ELSE 'aws' END AS part"
+				 "              FROM (SELECT CASE WHEN jsonb_typeof(e.request_parameters) = 'object'"
+				 "                                THEN e.request_parameters"
+				 "                                ELSE '{}'::jsonb END AS rp) r) p"
+				 " WHERE e.event_id = $7"
+				 " ON CONFLICT (rule, event_id) DO NOTHING"
+				 " RETURNING a.alert_id",
+				 7, argtypes);
+
+	values[0] = CStringGetTextDatum(state->rule);
+	values[1] = Int32GetDatum(state->version);
+	values[2] = Int64GetDatum(state->run_id);
+	values[3] = CStringGetTextDatum(state->severity);
+	values[4] = Int32GetDatum(state->risk_score);
+	values[5] = CStringGetTextDatum(reason);
+	values[6] = CStringGetTextDatum(event_id);
+	ret = SPI_execute_plan(alert_plan, values, NULL, false, 0);
+	if (ret != SPI_OK_INSERT_RETURNING)
+		elog(ERROR, "could not create alert: %s", SPI_result_code_string(ret));
+	created = (SPI_processed == 1);
+	SPI_freetuptable(SPI_tuptable);
+	return created;
+}
+
+static char *
+nullable_text(HeapTuple tup, TupleDesc desc, int col)
+{
+	bool		isnull;
+	Datum		d = SPI_getbinval(tup, desc, col, &isnull);
+
+	return isnull ? NULL : TextDatumGetCString(d);
+}
+
+/*
+ * execute_rule is the body of a run: it walks the window's candidates in
+ * ingest order and alerts on the matches, until the window is exhausted or
+ * max_signals new alerts exist.
+ */
+static void
+execute_rule(void *arg)
+{
+	RuleRunState *state = (RuleRunState *) arg;
+	RuleMatcher match = find_matcher(state->matcher);
+	Oid			argtypes[3] = {TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID};
+	Datum		values[3];
+	Portal		portal;
+	StringInfoData reason;
+
+	prepare_kept(&candidates_plan,
+				 "SELECT e.event_id, e.event_source, e.event_name, e.error_code,"
+				 "       e.error_message, e.request_parameters,"
+				 "       EXISTS (SELECT 1 FROM lambda_detect.alerts a"
+				 "                WHERE a.rule = $3 AND a.event_id = e.event_id)"
+				 "  FROM lambda_detect.events e"
+				 " WHERE " LD_CANDIDATE_PREDICATE("e")
+				 "   AND e.ingested_at >= $1 AND e.ingested_at <= $2"
+				 " ORDER BY e.ingested_at",
+				 3, argtypes);
+	values[0] = TimestampTzGetDatum(state->window_start);
+	values[1] = TimestampTzGetDatum(state->window_end);
+	values[2] = CStringGetTextDatum(state->rule);
+
+	initStringInfo(&reason);
+	portal = SPI_cursor_open(NULL, candidates_plan, values, NULL, false);
+	while (!state->truncated)
+	{
+		SPITupleTable *batch;
+
+		SPI_cursor_fetch(portal, true, CANDIDATE_FETCH);
+		if (SPI_processed == 0)
+			break;
+		batch = SPI_tuptable;
+
+		for (uint64 i = 0; i < batch->numvals; i++)
+		{
+			HeapTuple	tup = batch->vals[i];
+			TupleDesc	desc = batch->tupdesc;
+			RuleCandidate c;
+			bool		isnull;
+			Datum		params;
+			char	   *event_id;
+
+			CHECK_FOR_INTERRUPTS();
+			state->candidates++;
+			event_id = nullable_text(tup, desc, 1);
+			c.event_source = nullable_text(tup, desc, 2);
+			c.event_name = nullable_text(tup, desc, 3);
+			c.error_code = nullable_text(tup, desc, 4);
+			c.error_message = nullable_text(tup, desc, 5);
+			params = SPI_getbinval(tup, desc, 6, &isnull);
+			c.request_parameters = isnull ? NULL : DatumGetJsonbP(params);
+
+			resetStringInfo(&reason);
+			if (!match(&c, &reason))
+				continue;
+			state->matched++;
+
+			if (DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull)))
+			{
+				state->duplicates++;
+				continue;
+			}
+			if (state->alerts_created >= state->max_signals)
+			{
+				/* this match is left for the catch-up run */
+				state->matched--;
+				state->truncated = true;
+				break;
+			}
+			if (create_alert(state, event_id, reason.data))
+				state->alerts_created++;
+			else
+				state->duplicates++;
+		}
+		SPI_freetuptable(batch);
+	}
+	SPI_cursor_close(portal);
+}
+
+/* Writes the run's outcome into its rule_runs row. */
+static void
+finish_run(RuleRunState *state, ErrorData *edata)
+{
+	Oid			argtypes[9] = {INT8OID, INT4OID, INT4OID, INT4OID, INT4OID, BOOLOID,
+		TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[9];
+	char		nulls[9];
+	int			ret;
+
+	prepare_kept(&finish_plan,
+				 "UPDATE lambda_detect.rule_runs SET finished_at = clock_timestamp(),"
+				 "  candidates = $2, matched = $3, alerts_created = $4, duplicates = $5,"
+				 "  truncated = $6, status = $7, error_sqlstate = $8, error = $9"
+				 " WHERE run_id = $1",
+				 9, argtypes);
+	memset(nulls, ' ', sizeof(nulls));
+	values[0] = Int64GetDatum(state->run_id);
+	values[1] = Int32GetDatum((int32) state->candidates);
+	values[2] = Int32GetDatum((int32) state->matched);
+	values[3] = Int32GetDatum((int32) state->alerts_created);
+	values[4] = Int32GetDatum((int32) state->duplicates);
+	values[5] = BoolGetDatum(state->truncated);
+	values[6] = CStringGetTextDatum(edata ? "failed" : "succeeded");
+	if (edata)
+	{
+		values[7] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
+		values[8] = CStringGetTextDatum(edata->message ? edata->message : "unknown error");
+	}
+	else
+	{
+		nulls[7] = 'n';
+		nulls[8] = 'n';
+	}
+	ret = SPI_execute_plan(finish_plan, values, nulls, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "could not finish rule run: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * RuleRunExecute does the work of a started run and records how it ended.
+ * The work runs in a subtransaction: if it fails, its alerts are rolled
+ * back and the run is recorded as failed with the error.  A cancel or
+ * shutdown is not recorded here but re-raised.  Returns the error (NULL on
+ * success) for the caller to report.
+ */
+ErrorData *
+RuleRunExecute(RuleRunState *state)
+{
+	ErrorData  *edata;
+	RuleRunState locked;
+
+	/* serialize runs of the rule; a concurrent run's alerts become visible */
+	if (!load_rule(state->rule, true, &locked))
+	{
+		ErrorData  *gone = palloc0(sizeof(ErrorData));
+
+		gone->sqlerrcode = ERRCODE_UNDEFINED_OBJECT;
+		gone->message = psprintf("rule \"%s\" was deleted before its run", state->rule);
+		finish_run(state, gone);
+		return gone;
+	}
+
+	edata = RunGuarded(execute_rule, state);
+	if (edata != NULL)
+	{
+		if (edata->sqlerrcode == ERRCODE_QUERY_CANCELED ||
+			ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_OPERATOR_INTERVENTION)
+			ReThrowError(edata);
+		state->candidates = state->matched = state->alerts_created = state->duplicates = 0;
+		state->truncated = false;
+	}
+	finish_run(state, edata);
+	return edata;
+}
+
+/*
+ * CloseOutInterruptedRuleRuns marks failed the runs left "running" by a
+ * crash or a killed worker.  Only the worker commits a running row before
+ * its work, and only one worker exists, so any such row is an orphan.
+ */
+void
+CloseOutInterruptedRuleRuns(void)
+{
+	int			ret;
+
+	ret = SPI_execute("UPDATE lambda_detect.rule_runs"
+					  "   SET status = 'failed', finished_at = clock_timestamp(),"
+					  "       error_sqlstate = '57P02',"
+					  "       error = 'interrupted: the worker or the server stopped during the run'"
+					  " WHERE status = 'running'",
+					  false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "could not close out interrupted rule runs: %s",
+			 SPI_result_code_string(ret));
+	if (SPI_processed > 0)
+		ereport(LOG,
+				(errmsg("lambda_detect: marked %llu interrupted rule runs as failed",
+						(unsigned long long) SPI_processed)));
+}
+
+/*
+ * ld_run_rule is run_rule(rule, as_of): one run of one rule, in the
+ * caller's transaction, returning its rule_runs row.
+ */
+Datum
+ld_run_rule(PG_FUNCTION_ARGS)
+{
+	char	   *rule;
+	TimestampTz as_of;
+	RuleRunState state;
+	ErrorData  *edata;
+	Oid			argtypes[1] = {INT8OID};
+	Datum		value;
+	HeapTupleHeader result;
+	int			ret;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("rule must not be null"),
+				 errhint("Name a rule of lambda_detect.rules, e.g. 'lambda-public-invocation'.")));
+	if (PG_ARGISNULL(1))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("as_of must not be null"),
+				 errhint("Omit it to run the rule as of now().")));
+	rule = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	as_of = PG_GETARG_TIMESTAMPTZ(1);
+	if (TIMESTAMP_NOT_FINITE(as_of))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("as_of must be a finite time")));
+
+	if (SPI_connect() != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed");
+
+	if (!RuleRunStart(rule, "manual", as_of, false, &state))
+		ereport(ERROR,
+				(errcode(ERRCODE_UNDEFINED_OBJECT),
+				 errmsg("rule \"%s\" does not exist", rule),
+				 errhint("The rules are listed in lambda_detect.rules.")));
+
+	edata = RuleRunExecute(&state);
+	if (edata != NULL)
+		ereport(WARNING,
+				(errcode(edata->sqlerrcode),
+				 errmsg("rule \"%s\" failed: %s", rule, edata->message),
+				 errdetail("The run is recorded in lambda_detect.rule_runs as run %lld.",
+						   (long long) state.run_id)));
+
+	value = Int64GetDatum(state.run_id);
+	ret = SPI_execute_with_args("SELECT r FROM lambda_detect.rule_runs r WHERE r.run_id = $1",
+								1, argtypes, &value, NULL, false, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not read rule run: %s", SPI_result_code_string(ret));
+	{
+		bool		isnull;
+		Datum		row = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+
+		result = (HeapTupleHeader) DatumGetPointer(SPI_datumTransfer(row, false, -1));
+	}
+	SPI_finish();
+	PG_RETURN_HEAPTUPLEHEADER(result);
+}

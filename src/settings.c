@@ -1,0 +1,144 @@
+/*-------------------------------------------------------------------------
+ *
+ * settings.c
+ *	  The lambda_detect.* configuration parameters.
+ *
+ * Everything the worker reads can change on SIGHUP.  inbox_dir and the
+ * input limits are superuser-settable (PGC_SUSET), so that a superuser can
+ * also point a session's ingest_now() at a directory; the worker follows the
+ * server's configuration file.
+ *
+ * src/settings.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "utils/guc.h"
+
+#include "lambda_detect.h"
+
+char	   *ld_database = NULL;
+char	   *ld_inbox_dir = NULL;
+int			ld_batch_size = 500;
+int			ld_naptime_ms = 1000;
+int			ld_scan_interval_ms = 10000;
+int			ld_file_settle_ms = 5000;
+int			ld_max_payload_kb = 128 * 1024;
+int			ld_max_depth = 100;
+int			ld_max_records = 100000;
+int			ld_max_error_text = 65536;
+bool		ld_run_rules = true;
+
+/*
+ * DefineSettings registers every lambda_detect.* parameter and reserves the
+ * prefix, so that a misspelt lambda_detect.something is reported rather
+ * than silently kept as a placeholder.
+ */
+void
+DefineSettings(void)
+{
+	DefineCustomStringVariable("lambda_detect.database",
+							   "Database the background worker connects to.",
+							   "The extension must be created in this database; "
+							   "the worker restarts when it changes.",
+							   &ld_database,
+							   "postgres",
+							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
+
+	DefineCustomStringVariable("lambda_detect.inbox_dir",
+							   "Directory scanned for CloudTrail log files (.json, .json.gz, JSON lines); empty disables scanning.",
+							   "Typically an \"aws s3 sync\" copy of a trail bucket.  "
+							   "Files are read, never moved or deleted.",
+							   &ld_inbox_dir,
+							   "",
+							   PGC_SUSET,
+							   GUC_SUPERUSER_ONLY,
+							   NULL, NULL, NULL);
+
+	DefineCustomIntVariable("lambda_detect.batch_size",
+							"Inbox rows (or files) the worker ingests in one transaction.",
+							NULL,
+							&ld_batch_size,
+							500, 1, 100000,
+							PGC_SIGHUP,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("lambda_detect.naptime",
+							"Longest time the worker sleeps when it has nothing to do.",
+							"Inserting into the inbox wakes it at once; this bounds how "
+							"late it notices due rules.",
+							&ld_naptime_ms,
+							1000, 10, 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("lambda_detect.scan_interval",
+							"Time between two scans of lambda_detect.inbox_dir.",
+							NULL,
+							&ld_scan_interval_ms,
+							10000, 100, 24 * 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("lambda_detect.file_settle_time",
+							"Files modified more recently than this are left for a later scan.",
+							"Guards against reading a file that is still being written.",
+							&ld_file_settle_ms,
+							5000, 0, 3600 * 1000,
+							PGC_SUSET,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("lambda_detect.max_payload_size",
+							"Largest file or document ingested, measured after decompression.",
+							"Larger inputs, such as gzip bombs, are rejected to ingest_errors.",
+							&ld_max_payload_kb,
+							128 * 1024, 1, 256 * 1024,
+							PGC_SUSET,
+							GUC_UNIT_KB,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("lambda_detect.max_depth",
+							"Deepest JSON nesting accepted in a file.",
+							NULL,
+							&ld_max_depth,
+							100, 8, 10000,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("lambda_detect.max_records",
+							"Most CloudTrail records accepted in one payload or file document.",
+							"A payload with more is rejected whole to ingest_errors.",
+							&ld_max_records,
+							100000, 1, 10000000,
+							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("lambda_detect.max_error_text",
+							"Longest piece of unparseable input kept in ingest_errors.raw_text.",
+							"Longer text is cut; the file path and location point at the rest.",
+							&ld_max_error_text,
+							65536, 0, 64 * 1024 * 1024,
+							PGC_SUSET,
+							GUC_UNIT_BYTE,
+							NULL, NULL, NULL);
+
+	DefineCustomBoolVariable("lambda_detect.run_rules",
+							 "Whether the worker runs enabled rules on schedule and after ingesting candidates.",
+							 NULL,
+							 &ld_run_rules,
+							 true,
+							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	MarkGUCPrefixReserved("lambda_detect");
+}

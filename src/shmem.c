@@ -1,0 +1,322 @@
+/*-------------------------------------------------------------------------
+ *
+ * shmem.c
+ *	  Shared state between the background worker and ordinary backends:
+ *	  the worker's latch (so an inbox insert can wake it at commit) and its
+ *	  heartbeat (so SQL can see what it is doing).
+ *
+ * The state exists only when the library is in shared_preload_libraries;
+ * without it, waking is a no-op and worker_status() says so.
+ *
+ * src/shmem.c
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "commands/trigger.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/lwlock.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "lambda_detect.h"
+
+#define LD_STATE_LEN 32
+#define LD_ERROR_LEN 256
+
+typedef struct LambdaDetectShared
+{
+	slock_t		mutex;
+	pid_t		worker_pid;
+	Latch	   *worker_latch;
+	char		database[NAMEDATALEN];
+	char		state[LD_STATE_LEN];
+	TimestampTz started_at;
+	TimestampTz last_activity_at;
+	TimestampTz last_ingest_at;
+	TimestampTz last_scan_at;
+	TimestampTz last_rule_run_at;
+	TimestampTz last_error_at;
+	int64		batches;
+	int64		events;
+	int64		errors;
+	char		last_error[LD_ERROR_LEN];
+	int			connect_failures;
+} LambdaDetectShared;
+
+static LambdaDetectShared *ld_shared = NULL;
+
+/* set by the inbox trigger, acted on when the transaction commits */
+static bool wake_at_commit = false;
+static bool xact_callback_registered = false;
+
+PG_FUNCTION_INFO_V1(ld_wake_worker_at_commit);
+PG_FUNCTION_INFO_V1(ld_worker_status);
+
+/*
+ * RequestSharedState asks for our shared memory; called from the
+ * shmem_request_hook (PG15), so only when the library is preloaded.
+ */
+void
+RequestSharedState(void)
+{
+	RequestAddinShmemSpace(MAXALIGN(sizeof(LambdaDetectShared)));
+}
+
+/*
+ * AttachSharedState creates or attaches to the shared state; called from
+ * the shmem_startup_hook.
+ */
+void
+AttachSharedState(void)
+{
+	bool		found;
+
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	ld_shared = ShmemInitStruct("lambda_detect", sizeof(LambdaDetectShared),
+								&found);
+	if (!found)
+	{
+		memset(ld_shared, 0, sizeof(LambdaDetectShared));
+		SpinLockInit(&ld_shared->mutex);
+		strlcpy(ld_shared->state, "not started", LD_STATE_LEN);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/* Clears the worker's slot when it exits, however it exits. */
+static void
+worker_detach(int code, Datum arg)
+{
+	SpinLockAcquire(&ld_shared->mutex);
+	ld_shared->worker_pid = 0;
+	ld_shared->worker_latch = NULL;
+	strlcpy(ld_shared->state, code == 0 ? "stopped" : "exited", LD_STATE_LEN);
+	SpinLockRelease(&ld_shared->mutex);
+}
+
+/*
+ * SharedStateWorkerStarted publishes the worker's pid and latch.  Called by
+ * the worker once connected, so that wake-ups reach it from then on.
+ */
+void
+SharedStateWorkerStarted(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (ld_shared == NULL)
+		return;
+	SpinLockAcquire(&ld_shared->mutex);
+	ld_shared->worker_pid = MyProcPid;
+	ld_shared->worker_latch = MyLatch;
+	strlcpy(ld_shared->database, ld_database, NAMEDATALEN);
+	strlcpy(ld_shared->state, "starting", LD_STATE_LEN);
+	ld_shared->started_at = now;
+	ld_shared->last_activity_at = now;
+	SpinLockRelease(&ld_shared->mutex);
+	on_shmem_exit(worker_detach, (Datum) 0);
+}
+
+void
+SharedStateSetState(const char *state)
+{
+	if (ld_shared == NULL)
+		return;
+	SpinLockAcquire(&ld_shared->mutex);
+	strlcpy(ld_shared->state, state, LD_STATE_LEN);
+	ld_shared->last_activity_at = GetCurrentTimestamp();
+	SpinLockRelease(&ld_shared->mutex);
+}
+
+/* Counts one committed ingestion batch (of the inbox, or of files). */
+void
+SharedStateRecordIngest(int64 events, bool files)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (ld_shared == NULL)
+		return;
+	SpinLockAcquire(&ld_shared->mutex);
+	ld_shared->batches++;
+	ld_shared->events += events;
+	if (files)
+		ld_shared->last_scan_at = now;
+	else
+		ld_shared->last_ingest_at = now;
+	ld_shared->last_activity_at = now;
+	SpinLockRelease(&ld_shared->mutex);
+}
+
+void
+SharedStateRecordRuleRun(void)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (ld_shared == NULL)
+		return;
+	SpinLockAcquire(&ld_shared->mutex);
+	ld_shared->last_rule_run_at = now;
+	ld_shared->last_activity_at = now;
+	SpinLockRelease(&ld_shared->mutex);
+}
+
+void
+SharedStateRecordError(const char *message)
+{
+	TimestampTz now = GetCurrentTimestamp();
+
+	if (ld_shared == NULL)
+		return;
+	SpinLockAcquire(&ld_shared->mutex);
+	ld_shared->errors++;
+	strlcpy(ld_shared->last_error, message ? message : "", LD_ERROR_LEN);
+	ld_shared->last_error_at = now;
+	ld_shared->last_activity_at = now;
+	SpinLockRelease(&ld_shared->mutex);
+}
+
+/*
+ * SharedStateConnectFailures counts the worker's failed attempts to connect
+ * to its database.  A failed connection ends the process (FATAL), so the
+ * count lives here to let the restarted worker back off.
+ */
+int
+SharedStateConnectFailures(bool increment, bool reset)
+{
+	int			failures;
+
+	if (ld_shared == NULL)
+		return 0;
+	SpinLockAcquire(&ld_shared->mutex);
+	if (reset)
+		ld_shared->connect_failures = 0;
+	if (increment)
+		ld_shared->connect_failures++;
+	failures = ld_shared->connect_failures;
+	SpinLockRelease(&ld_shared->mutex);
+	return failures;
+}
+
+/* WakeWorker sets the worker's latch, if there is a worker. */
+void
+WakeWorker(void)
+{
+	if (ld_shared == NULL)
+		return;
+	SpinLockAcquire(&ld_shared->mutex);
+	if (ld_shared->worker_latch != NULL)
+		SetLatch(ld_shared->worker_latch);
+	SpinLockRelease(&ld_shared->mutex);
+}
+
+/*
+ * Wakes the worker once the transaction that filled the inbox commits.
+ * Waking it earlier would let it look before the rows are visible and then
+ * sleep until its next timeout.
+ */
+static void
+wake_xact_callback(XactEvent event, void *arg)
+{
+	switch (event)
+	{
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (wake_at_commit)
+				WakeWorker();
+			wake_at_commit = false;
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+		case XACT_EVENT_PREPARE:
+			wake_at_commit = false;
+			break;
+		default:
+			break;
+	}
+}
+
+/*
+ * ld_wake_worker_at_commit is the inbox's statement trigger: it arranges
+ * for the worker to be woken when the current transaction commits.
+ */
+Datum
+ld_wake_worker_at_commit(PG_FUNCTION_ARGS)
+{
+	if (!CALLED_AS_TRIGGER(fcinfo))
+		ereport(ERROR,
+				(errcode(ERRCODE_E_R_I_E_TRIGGER_PROTOCOL_VIOLATED),
+				 errmsg("wake_worker_at_commit() must be called as a trigger")));
+
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(wake_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+	wake_at_commit = true;
+
+	return PointerGetDatum(NULL);
+}
+
+/* Returns a timestamptz datum, or marks it NULL when never set. */
+static Datum
+timestamp_or_null(TimestampTz ts, bool *isnull)
+{
+	*isnull = (ts == 0);
+	return TimestampTzGetDatum(ts);
+}
+
+/*
+ * ld_worker_status returns the worker's heartbeat, read under the spinlock
+ * into a local copy first so that no palloc happens while holding it.
+ */
+Datum
+ld_worker_status(PG_FUNCTION_ARGS)
+{
+	TupleDesc	tupdesc;
+	Datum		values[13];
+	bool		nulls[13];
+	LambdaDetectShared copy;
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+
+	memset(nulls, 0, sizeof(nulls));
+	if (ld_shared == NULL)
+	{
+		memset(&copy, 0, sizeof(copy));
+		strlcpy(copy.state, "not preloaded", LD_STATE_LEN);
+	}
+	else
+	{
+		SpinLockAcquire(&ld_shared->mutex);
+		memcpy(&copy, ld_shared, sizeof(copy));
+		SpinLockRelease(&ld_shared->mutex);
+	}
+
+	values[0] = Int32GetDatum((int32) copy.worker_pid);
+	nulls[0] = (copy.worker_pid == 0);
+	values[1] = CStringGetTextDatum(copy.database);
+	nulls[1] = (copy.database[0] == '\0');
+	values[2] = timestamp_or_null(copy.started_at, &nulls[2]);
+	values[3] = CStringGetTextDatum(copy.state);
+	values[4] = timestamp_or_null(copy.last_activity_at, &nulls[4]);
+	values[5] = timestamp_or_null(copy.last_ingest_at, &nulls[5]);
+	values[6] = timestamp_or_null(copy.last_scan_at, &nulls[6]);
+	values[7] = timestamp_or_null(copy.last_rule_run_at, &nulls[7]);
+	values[8] = Int64GetDatum(copy.batches);
+	values[9] = Int64GetDatum(copy.events);
+	values[10] = Int64GetDatum(copy.errors);
+	values[11] = CStringGetTextDatum(copy.last_error);
+	nulls[11] = (copy.last_error[0] == '\0');
+	values[12] = timestamp_or_null(copy.last_error_at, &nulls[12]);
+
+	PG_RETURN_DATUM(HeapTupleGetDatum(heap_form_tuple(tupdesc, values, nulls)));
+}
