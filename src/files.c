@@ -862,8 +862,11 @@ try_scan_lock(void)
  * connection; each chunk gets its own ingest_runs row, so a large backlog
  * makes progress that a crash does not undo.  Without one (ingest_now()),
  * everything happens in the caller's transaction.
+ *
+ * Returns false, with errno set, when inbox_dir itself cannot be opened, so
+ * that the caller can say so; true otherwise (even if the lock was taken).
  */
-void
+bool
 ScanInboxDirectory(const char *origin, IngestCounts *counts,
 				   MemoryContext listcxt, void (*boundary) (void))
 {
@@ -875,7 +878,15 @@ ScanInboxDirectory(const char *origin, IngestCounts *counts,
 	MemoryContext old;
 
 	if (!try_scan_lock())
-		return;
+		return true;
+
+	{
+		DIR		   *top = AllocateDir(ld_inbox_dir);
+
+		if (top == NULL)
+			return false;
+		FreeDir(top);
+	}
 
 	old = MemoryContextSwitchTo(listcxt);
 	list = list_inbox_files(ld_inbox_dir);
@@ -904,10 +915,11 @@ ScanInboxDirectory(const char *origin, IngestCounts *counts,
 				boundary();
 				started_at = GetCurrentTimestamp();
 				if (!try_scan_lock())
-					return;
+					return true;
 			}
 		}
 	}
 	RecordIngestRun(origin, "files", started_at, &chunk);
 	AddIngestCounts(counts, &chunk);
+	return true;
 }

@@ -159,9 +159,13 @@ AddSkipReasons(IngestCounts *counts, Datum reasons)
 												   reasons);
 }
 
-/* Runs a prepared batch statement and adds its result row to *result. */
+/*
+ * Runs a prepared batch statement and adds its result row to *result.  The
+ * first column counts what "claimed" yielded: inbox rows, or documents of a
+ * file (which the caller counts itself).
+ */
 static void
-execute_batch(SPIPlanPtr plan, Datum *values, IngestCounts *result)
+execute_batch(SPIPlanPtr plan, Datum *values, bool from_inbox, IngestCounts *result)
 {
 	int			ret;
 	int64		records,
@@ -175,7 +179,8 @@ execute_batch(SPIPlanPtr plan, Datum *values, IngestCounts *result)
 
 	records = result_int64(2);
 	stored = result_int64(3);
-	result->inbox_rows += result_int64(1);
+	if (from_inbox)
+		result->inbox_rows += result_int64(1);
 	result->records += records;
 	result->events += stored;
 	result->duplicates += records - stored;
@@ -316,7 +321,7 @@ inbox_work(void *arg)
 {
 	InboxWork  *work = (InboxWork *) arg;
 
-	execute_batch(work->plan, &work->arg, work->result);
+	execute_batch(work->plan, &work->arg, true, work->result);
 }
 
 /*
@@ -455,7 +460,7 @@ documents_work(void *arg)
 {
 	DocumentsWork *work = (DocumentsWork *) arg;
 
-	execute_batch(documents_plan, work->values, work->result);
+	execute_batch(documents_plan, work->values, false, work->result);
 }
 
 static Datum
@@ -557,8 +562,12 @@ ld_ingest_now(PG_FUNCTION_ARGS)
 	while (IngestInboxBatch("ingest_now", ld_batch_size, &total))
 		CHECK_FOR_INTERRUPTS();
 
-	if (ld_inbox_dir != NULL && ld_inbox_dir[0] != '\0')
-		ScanInboxDirectory("ingest_now", &total, CurrentMemoryContext, NULL);
+	if (ld_inbox_dir != NULL && ld_inbox_dir[0] != '\0' &&
+		!ScanInboxDirectory("ingest_now", &total, CurrentMemoryContext, NULL))
+		ereport(WARNING,
+				(errcode(ERRCODE_UNDEFINED_FILE),
+				 errmsg("lambda_detect.inbox_dir \"%s\" cannot be read: %m", ld_inbox_dir),
+				 errhint("Create the directory, make it readable by the server, or correct lambda_detect.inbox_dir.")));
 
 	SPI_finish();
 

@@ -92,7 +92,7 @@ extern void AddIngestCounts(IngestCounts *sum, const IngestCounts *part);
 extern void AddSkipReasons(IngestCounts *counts, Datum reasons);
 
 /* files.c */
-extern void ScanInboxDirectory(const char *origin, IngestCounts *counts,
+extern bool ScanInboxDirectory(const char *origin, IngestCounts *counts,
 							   MemoryContext listcxt, void (*boundary) (void));
 
 /* rule_engine.c: one run of one rule */

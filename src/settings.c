@@ -63,7 +63,7 @@ DefineSettings(void)
 							NULL,
 							&ld_batch_size,
 							500, 1, 100000,
-							PGC_SIGHUP,
+							PGC_SUSET,
 							0,
 							NULL, NULL, NULL);
 

@@ -239,13 +239,36 @@ ingest_unit(void *arg)
 	return more;
 }
 
+/*
+ * scan_unit scans inbox_dir.  A directory that cannot be read is logged
+ * once per setting value, not at every scan.
+ */
 static bool
 scan_unit(void *arg)
 {
 	IngestCounts *counts = (IngestCounts *) arg;
+	static char *warned_dir = NULL;
 
 	MemoryContextReset(scan_cxt);
-	ScanInboxDirectory("worker", counts, scan_cxt, scan_boundary);
+	if (!ScanInboxDirectory("worker", counts, scan_cxt, scan_boundary))
+	{
+		if (warned_dir == NULL || strcmp(warned_dir, ld_inbox_dir) != 0)
+		{
+			ereport(LOG,
+					(errcode(ERRCODE_UNDEFINED_FILE),
+					 errmsg("lambda_detect.inbox_dir \"%s\" cannot be read: %m", ld_inbox_dir),
+					 errhint("Create the directory, make it readable by the server, or correct lambda_detect.inbox_dir.")));
+			if (warned_dir)
+				pfree(warned_dir);
+			warned_dir = MemoryContextStrdup(worker_cxt, ld_inbox_dir);
+		}
+		SharedStateRecordError("lambda_detect.inbox_dir cannot be read");
+	}
+	else if (warned_dir != NULL)
+	{
+		pfree(warned_dir);
+		warned_dir = NULL;
+	}
 	MemoryContextReset(scan_cxt);
 	SharedStateRecordIngest(counts->events, true);
 	counts->skip_reasons = (Datum) 0;
