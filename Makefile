@@ -28,7 +28,7 @@ SCHEMA_PARTS = $(sort $(wildcard schema/[0-9]*.sql))
 DATA_built = lambda_detect--$(EXTVERSION).sql
 DATA = $(wildcard schema/upgrades/lambda_detect--*--*.sql)
 
-REGRESS = normalize normalize_samples ingest_inbox ingest_files rule_seed rule_window notify explain security
+REGRESS = normalize ingest_inbox ingest_files rule_seed rule_window notify_payload explain security settings
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
 PG_CPPFLAGS = -I$(srcdir)/src -DLAMBDA_DETECT_VERSION=\"$(EXTVERSION)\"

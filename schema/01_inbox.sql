@@ -15,6 +15,7 @@ CREATE TABLE lambda_detect.inbox (
 COMMENT ON TABLE lambda_detect.inbox IS
     'Landing queue of raw CloudTrail JSON (a record, a log file body, an array, or an EventBridge event); drained by the worker or ingest_now()';
 COMMENT ON COLUMN lambda_detect.inbox.id IS 'Arrival order; the worker drains in this order';
+COMMENT ON SEQUENCE lambda_detect.inbox_id_seq IS 'Ids of inbox rows';
 COMMENT ON COLUMN lambda_detect.inbox.received_at IS 'When the row was inserted';
 COMMENT ON COLUMN lambda_detect.inbox.source IS 'Free-form label of where the payload came from (kept on dead letters)';
 COMMENT ON COLUMN lambda_detect.inbox.payload IS 'The CloudTrail JSON as received';

@@ -16,6 +16,8 @@ CREATE TABLE lambda_detect.ingest_errors (
 
 COMMENT ON TABLE lambda_detect.ingest_errors IS
     'Dead letters: every payload, record, line or file that could not be ingested, with the reason and the original (or its path)';
+COMMENT ON COLUMN lambda_detect.ingest_errors.id IS 'Dead letter id';
+COMMENT ON SEQUENCE lambda_detect.ingest_errors_id_seq IS 'Ids of ingest_errors';
 COMMENT ON COLUMN lambda_detect.ingest_errors.occurred_at IS 'When ingestion rejected it';
 COMMENT ON COLUMN lambda_detect.ingest_errors.sqlstate IS 'SQLSTATE-style class of the fault, e.g. 22P02 invalid JSON, 23502 missing field, 54000 over a limit';
 COMMENT ON COLUMN lambda_detect.ingest_errors.reason IS 'Short machine-readable reason, e.g. invalid_json, missing_field, bad_timestamp, too_large';
@@ -82,6 +84,8 @@ CREATE TABLE lambda_detect.ingest_runs (
 
 COMMENT ON TABLE lambda_detect.ingest_runs IS
     'One row per ingestion batch that found work: what it read, stored, skipped and rejected';
+COMMENT ON COLUMN lambda_detect.ingest_runs.id IS 'Batch id, increasing';
+COMMENT ON SEQUENCE lambda_detect.ingest_runs_id_seq IS 'Ids of ingest_runs';
 COMMENT ON COLUMN lambda_detect.ingest_runs.started_at IS 'When the batch started';
 COMMENT ON COLUMN lambda_detect.ingest_runs.finished_at IS 'When the batch finished (duration = finished_at - started_at)';
 COMMENT ON COLUMN lambda_detect.ingest_runs.origin IS 'worker (the background worker) or ingest_now (a SQL call)';

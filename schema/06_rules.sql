@@ -109,6 +109,8 @@ CREATE TABLE lambda_detect.rule_runs (
 
 COMMENT ON TABLE lambda_detect.rule_runs IS
     'One row per rule run: its window, what it examined and created, and how it ended';
+COMMENT ON COLUMN lambda_detect.rule_runs.run_id IS 'Run id, increasing';
+COMMENT ON SEQUENCE lambda_detect.rule_runs_run_id_seq IS 'Ids of rule_runs';
 COMMENT ON COLUMN lambda_detect.rule_runs.rule IS 'The rule that ran';
 COMMENT ON COLUMN lambda_detect.rule_runs.rule_version IS 'The rule''s version at the time';
 COMMENT ON COLUMN lambda_detect.rule_runs.trigger IS 'manual (run_rule), schedule (interval due), ingest (candidates just stored) or catchup (previous run truncated)';

@@ -43,6 +43,7 @@ CREATE TABLE lambda_detect.alerts (
 COMMENT ON TABLE lambda_detect.alerts IS
     'Detections: one row per (rule, event), with triage fields; inserting or changing status notifies channel lambda_detect_alerts';
 COMMENT ON COLUMN lambda_detect.alerts.alert_id IS 'Alert id, increasing in creation order (listeners resume from the last one they saw)';
+COMMENT ON SEQUENCE lambda_detect.alerts_alert_id_seq IS 'Ids of alerts';
 COMMENT ON COLUMN lambda_detect.alerts.rule IS 'The rule that fired';
 COMMENT ON COLUMN lambda_detect.alerts.rule_version IS 'That rule''s version';
 COMMENT ON COLUMN lambda_detect.alerts.run_id IS 'The rule_runs row that created the alert';

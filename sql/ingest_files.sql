@@ -2,8 +2,7 @@
 -- file read once, again only when it changes), and every way a file can be
 -- bad, each ending with a reason while the good files and lines are stored.
 \set VERBOSITY terse
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS lambda_detect;
+\i sql/include/fresh_state.sql
 SET timezone = 'UTC';
 
 -- Files are written by the server's own OS user with COPY ... TO PROGRAM.

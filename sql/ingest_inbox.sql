@@ -3,8 +3,7 @@
 -- one ingest_runs row per batch, and a payload that breaks the batch
 -- statement moved aside whole without holding up the rest.
 \set VERBOSITY terse
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS lambda_detect;
+\i sql/include/fresh_state.sql
 SET timezone = 'UTC';
 
 CREATE FUNCTION pg_temp.rec(id text, name text DEFAULT 'GetFunction20150331v2') RETURNS jsonb

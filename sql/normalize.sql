@@ -1,8 +1,7 @@
 -- lambda_detect.normalize(): every accepted shape, every rejection reason, and the field
 -- derivations the rules rely on (outcome as Elastic derives it).
 \set VERBOSITY terse
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS lambda_detect;
+\i sql/include/fresh_state.sql
 SET search_path = lambda_detect, public;
 SET timezone = 'UTC';
 
