@@ -44,6 +44,22 @@ include $(PGXS)
 $(DATA_built): $(SCHEMA_PARTS) lambda_detect.control
 	cat $(SCHEMA_PARTS) > $@
 
+# The alert listener, a libpq client installed next to the server's programs.
+LISTEN_CLIENT = lambda-detect-listen
+EXTRA_CLEAN += $(LISTEN_CLIENT)
+
+all: $(LISTEN_CLIENT)
+
+$(LISTEN_CLIENT): tools/listen/lambda_detect_listen.c
+	$(CC) $(CFLAGS) $(PG_CFLAGS) -Wno-unused-result -I$(shell $(PG_CONFIG) --includedir) \
+		-o $@ $< -L$(shell $(PG_CONFIG) --libdir) -lpq
+
+install: install-listen-client
+.PHONY: install-listen-client
+install-listen-client: $(LISTEN_CLIENT)
+	$(MKDIR_P) '$(DESTDIR)$(bindir)'
+	$(INSTALL_PROGRAM) $(LISTEN_CLIENT) '$(DESTDIR)$(bindir)/$(LISTEN_CLIENT)'
+
 # pgTAP tests; PG* environment variables say where the server is.
 .PHONY: prove
 prove:
