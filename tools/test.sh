@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole test suite: installs what a fresh Debian 12 machine lacks,
-# builds and installs lambda_detect, then runs the pg_regress tests (sql/ ->
-# expected/) and the pgTAP tests (test/) in a throwaway cluster owned by a
-# non-root user (postgres, when run as root).
+# builds and installs lambda_detect, then runs
+#   - the pg_regress tests (sql/ -> expected/) and the pgTAP tests (test/) in
+#     a throwaway cluster made by pg_virtualenv, and
+#   - the worker lifecycle tests (t/*.pl), which start their own servers.
+# Servers run as a non-root user (postgres, when this runs as root).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . tools/lib/prepare.sh
@@ -10,7 +12,18 @@ cd "$(dirname "$0")/.."
 ensure_packages
 build_and_install
 
-echo "== running the tests in a throwaway cluster"
+status=0
+echo "== pg_regress and pgTAP, in a throwaway cluster"
 pg_virtualenv -t "${LAMBDA_DETECT_CLUSTER_OPTS[@]}" \
 	-o "lambda_detect.scan_interval=500ms" \
-	tools/lib/run-tests.sh
+	tools/lib/run-tests.sh || status=1
+
+echo "== worker lifecycle (PostgreSQL::Test::Cluster)"
+tools/lib/run-tap.sh || status=1
+
+if [ $status -eq 0 ]; then
+	echo "== all test suites passed"
+else
+	echo "== some tests FAILED (see above)"
+fi
+exit $status

@@ -42,3 +42,6 @@ build_and_install() {
 LAMBDA_DETECT_CLUSTER_OPTS=(
 	-o "shared_preload_libraries=lambda_detect"
 )
+
+# The worker's lifecycle tests (t/*.pl) use PostgreSQL's own TAP framework.
+LAMBDA_DETECT_PACKAGES+=(libipc-run-perl)

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs the worker lifecycle tests (t/*.pl) with PostgreSQL::Test::Cluster,
+# which starts its own servers.  initdb refuses to run as root, so as root
+# they run as the postgres user, in a scratch directory it owns.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+bindir=/usr/lib/postgresql/15/bin
+perl_lib=/usr/lib/postgresql/15/lib/pgxs/src/test/perl
+scratch=$(mktemp -d -t lambda_detect_tap.XXXXXX)
+trap '[ -n "${KEEP_TAP:-}" ] || rm -rf "$scratch"' EXIT
+cp -r t "$scratch/t"
+
+run=(env PATH="$bindir:$PATH" TESTDIR="$scratch" PG_REGRESS=/usr/lib/postgresql/15/lib/pgxs/src/test/regress/pg_regress
+	prove -I "$perl_lib" --timer "$scratch"/t/*.pl)
+if [ "$(id -u)" -eq 0 ]; then
+	chown -R postgres: "$scratch"
+	(cd "$scratch" && runuser -u postgres -- "${run[@]}")
+else
+	(cd "$scratch" && "${run[@]}")
+fi
