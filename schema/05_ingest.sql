@@ -9,12 +9,12 @@ CREATE FUNCTION lambda_detect.ingest_now(
     OUT skipped    integer,
     OUT errors     integer)
 RETURNS record
-LANGUAGE C VOLATILE
+LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ld_ingest_now';
 
 COMMENT ON FUNCTION lambda_detect.ingest_now() IS
-    'Drains the inbox and scans lambda_detect.inbox_dir (when set) once, in the calling transaction, exactly as the worker does; returns what it did';
+    'Drains the inbox and scans lambda_detect.inbox_dir (when set) once, in the calling transaction, exactly as the worker does; returns what it did.  SECURITY DEFINER: EXECUTE is the only grant a caller needs';
 
 CREATE FUNCTION lambda_detect.worker_status(
     OUT pid                 integer,

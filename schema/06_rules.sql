@@ -132,9 +132,9 @@ COMMENT ON INDEX lambda_detect.rule_runs_rule_started_idx IS 'A rule''s recent r
 
 CREATE FUNCTION lambda_detect.run_rule(rule text, as_of timestamptz DEFAULT now())
 RETURNS lambda_detect.rule_runs
-LANGUAGE C VOLATILE
+LANGUAGE C VOLATILE SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS 'MODULE_PATHNAME', 'ld_run_rule';
 
 COMMENT ON FUNCTION lambda_detect.run_rule(text, timestamptz) IS
-    'Runs one rule now over the ingest-time window [as_of - lookback, as_of] in the calling transaction; returns its rule_runs row (a failed run is recorded with its error, not raised)';
+    'Runs one rule now over the ingest-time window [as_of - lookback, as_of] in the calling transaction; returns its rule_runs row (a failed run is recorded with its error, not raised).  SECURITY DEFINER: EXECUTE is the only grant a caller needs';

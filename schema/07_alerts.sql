@@ -37,7 +37,8 @@ CREATE TABLE lambda_detect.alerts (
     status_changed_by  text,
     status_note        text,
     CONSTRAINT alerts_rule_event_key UNIQUE (rule, event_id),
-    CONSTRAINT alerts_status_check CHECK (status IN ('open', 'acknowledged', 'closed'))
+    CONSTRAINT alerts_status_check CHECK (status IN ('open', 'acknowledged', 'closed')),
+    CONSTRAINT alerts_severity_check CHECK (severity IN ('low', 'medium', 'high', 'critical'))
 );
 
 COMMENT ON TABLE lambda_detect.alerts IS
@@ -62,7 +63,7 @@ COMMENT ON COLUMN lambda_detect.alerts.function_arn IS 'The function''s ARN, fro
 COMMENT ON COLUMN lambda_detect.alerts.statement_id IS 'requestParameters.statementId: the policy statement to remove to revert';
 COMMENT ON COLUMN lambda_detect.alerts.action IS 'requestParameters.action: the action granted';
 COMMENT ON COLUMN lambda_detect.alerts.principal IS 'requestParameters.principal: who was granted it';
-COMMENT ON COLUMN lambda_detect.alerts.scoped_by IS 'Narrowing conditions present on the grant (sourceArn, sourceAccount, principalOrgID, functionUrlAuthType, eventSourceToken): {} means unrestricted';
+COMMENT ON COLUMN lambda_detect.alerts.scoped_by IS 'Narrowing conditions present on the grant (sourceArn, sourceAccount, principalOrgID, functionUrlAuthType, eventSourceToken, invokedViaFunctionUrl): {} means unrestricted';
 COMMENT ON COLUMN lambda_detect.alerts.actor_arn IS 'Who made the call';
 COMMENT ON COLUMN lambda_detect.alerts.actor_type IS 'userIdentity.type of the caller';
 COMMENT ON COLUMN lambda_detect.alerts.access_key_id IS 'Access key used';
@@ -74,7 +75,7 @@ COMMENT ON COLUMN lambda_detect.alerts.request_parameters IS 'requestParameters 
 COMMENT ON COLUMN lambda_detect.alerts.response_elements IS 'responseElements of the event (the resulting policy statement)';
 COMMENT ON COLUMN lambda_detect.alerts.status IS 'open, acknowledged or closed';
 COMMENT ON COLUMN lambda_detect.alerts.status_changed_at IS 'When status last changed';
-COMMENT ON COLUMN lambda_detect.alerts.status_changed_by IS 'Who last changed status (session user)';
+COMMENT ON COLUMN lambda_detect.alerts.status_changed_by IS 'Who last changed status (the current role)';
 COMMENT ON COLUMN lambda_detect.alerts.status_note IS 'Analyst''s note on the last status change';
 
 CREATE INDEX alerts_detected_at_idx ON lambda_detect.alerts (detected_at);
@@ -84,8 +85,10 @@ CREATE INDEX alerts_open_idx ON lambda_detect.alerts (alert_id) WHERE status <> 
 COMMENT ON INDEX lambda_detect.alerts_open_idx IS 'The triage queue: alerts not yet closed';
 
 -- Builds the NOTIFY payload of one alert.  Values are cut so that the JSON
--- text stays under NOTIFY's 8000-byte limit whatever the event held:
--- first at 256 characters, then 64, then only the identifying fields.
+-- text stays under NOTIFY's 8000-byte limit whatever the event held: first
+-- at 256 characters, then 64, then 16.  At 64 the payload always fits (ten
+-- text values of at most 64 characters, each at most 6 bytes once escaped),
+-- so the last pass is a margin, not a hope.
 CREATE FUNCTION lambda_detect.alert_notify_payload(a lambda_detect.alerts, kind text)
 RETURNS text
 LANGUAGE plpgsql STABLE
@@ -95,14 +98,14 @@ DECLARE
     cut     integer;
     payload text;
 BEGIN
-    FOREACH cut IN ARRAY ARRAY[256, 64] LOOP
+    FOREACH cut IN ARRAY ARRAY[256, 64, 16] LOOP
         payload := pg_catalog.jsonb_build_object(
             'kind', kind,
             'alert_id', a.alert_id,
             'rule', pg_catalog.left(a.rule, cut),
             'rule_version', a.rule_version,
             'event_id', pg_catalog.left(a.event_id, cut),
-            'severity', a.severity,
+            'severity', pg_catalog.left(a.severity, cut),
             'risk_score', a.risk_score,
             'status', a.status,
             'event_time', a.event_time,
@@ -113,27 +116,20 @@ BEGIN
             'principal', pg_catalog.left(a.principal, cut),
             'actor_arn', pg_catalog.left(a.actor_arn, cut),
             'source_ip', pg_catalog.left(a.source_address, cut))::text;
-        IF pg_catalog.octet_length(payload) < 7900 THEN
-            RETURN payload;
-        END IF;
+        EXIT WHEN pg_catalog.octet_length(payload) < 7900;
     END LOOP;
-    RETURN pg_catalog.jsonb_build_object(
-        'kind', kind,
-        'alert_id', a.alert_id,
-        'rule', pg_catalog.left(a.rule, 16),
-        'severity', a.severity,
-        'risk_score', a.risk_score,
-        'status', a.status,
-        'truncated', true)::text;
+    RETURN payload;
 END;
 $$;
 
 COMMENT ON FUNCTION lambda_detect.alert_notify_payload(lambda_detect.alerts, text) IS
-    'Compact JSON of an alert for NOTIFY, always under the 8000-byte limit (long values are cut; the alerts table has them whole)';
+    'Compact JSON of an alert for NOTIFY, always under the 8000-byte limit (long values are cut to 256, 64 or 16 characters; the alerts table has them whole)';
 
+-- SECURITY DEFINER so that an analyst allowed to UPDATE alerts.status needs
+-- no grant on the payload function; everything it calls is qualified.
 CREATE FUNCTION lambda_detect.notify_alert()
 RETURNS trigger
-LANGUAGE plpgsql
+LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
@@ -171,7 +167,7 @@ AS $$
 BEGIN
     IF NEW.status IS DISTINCT FROM OLD.status THEN
         NEW.status_changed_at := pg_catalog.now();
-        NEW.status_changed_by := pg_catalog.session_user();
+        NEW.status_changed_by := pg_catalog.current_user();
     END IF;
     RETURN NEW;
 END;

@@ -1,5 +1,5 @@
 -- Nothing that holds event data is readable by PUBLIC, and no function is
--- callable by PUBLIC: grant what each duty needs (docs/privileges.md).
+-- callable by PUBLIC: grant what each duty needs (README, "Privileges").
 
 REVOKE ALL ON SCHEMA lambda_detect FROM PUBLIC;
 REVOKE ALL ON ALL TABLES IN SCHEMA lambda_detect FROM PUBLIC;

@@ -32,13 +32,16 @@ UPDATE lambda_detect.alerts SET function_name = repeat(E'\u00e9"\\', 50000),
        actor_arn = repeat(E'\u2603', 50000), principal = repeat(E'\x01', 50000)
  WHERE event_id LIKE 'np-long-%';
 SELECT octet_length(lambda_detect.alert_notify_payload(a, 'new')) < 8000 AS fits,
-       lambda_detect.alert_notify_payload(a, 'new')::jsonb ? 'truncated' AS minimal
+       length(lambda_detect.alert_notify_payload(a, 'new')::jsonb ->> 'actor_arn') AS actor_arn_chars,
+       (SELECT count(*) FROM jsonb_object_keys(lambda_detect.alert_notify_payload(a, 'new')::jsonb)) AS keys
   FROM lambda_detect.alerts a WHERE event_id LIKE 'np-long-%';
+-- severity is one of four words, so it cannot grow either
+UPDATE lambda_detect.alerts SET severity = repeat('x', 100000) WHERE event_id = 'np-1';
 
 -- a status change stamps who and when
 UPDATE lambda_detect.alerts SET status = 'acknowledged', status_note = 'looking'
  WHERE event_id = 'np-1';
-SELECT status, status_changed_by = session_user AS by_me, status_changed_at IS NOT NULL AS stamped,
+SELECT status, status_changed_by = current_user AS by_me, status_changed_at IS NOT NULL AS stamped,
        lambda_detect.alert_notify_payload(a, 'status')::jsonb ->> 'kind' AS kind
   FROM lambda_detect.alerts a WHERE event_id = 'np-1';
 UPDATE lambda_detect.alerts SET status = 'resolved' WHERE event_id = 'np-1';

@@ -79,6 +79,9 @@ typedef struct FileOutcome
 	char	   *note;
 } FileOutcome;
 
+/* the message of a document nested deeper than lambda_detect.max_depth */
+#define TOO_DEEP_MESSAGE	"JSON nests deeper than lambda_detect.max_depth"
+
 /* most bytes of files read in one transaction before it commits */
 #define SCAN_CHUNK_BYTES	(64 * 1024 * 1024)
 /* most ledger look-ups in one query */
@@ -470,8 +473,7 @@ parse_json(char *text, size_t len, ErrorData **edata)
 	{
 		*edata = palloc0(sizeof(ErrorData));
 		(*edata)->sqlerrcode = ERRCODE_PROGRAM_LIMIT_EXCEEDED;
-		(*edata)->message = psprintf("JSON nests deeper than lambda_detect.max_depth (%d)",
-									 ld_max_depth);
+		(*edata)->message = psprintf(TOO_DEEP_MESSAGE " (%d)", ld_max_depth);
 		return NULL;
 	}
 	work.text = text;
@@ -493,10 +495,15 @@ edata_text(ErrorData *edata)
 	return pstrdup(edata->message);
 }
 
+/* The reason keyword of a parse failure. */
 static const char *
 parse_reason(ErrorData *edata)
 {
-	return edata->sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED ? "too_deep" : "invalid_json";
+	if (edata->sqlerrcode != ERRCODE_PROGRAM_LIMIT_EXCEEDED)
+		return "invalid_json";
+	if (strncmp(edata->message, TOO_DEEP_MESSAGE, strlen(TOO_DEEP_MESSAGE)) == 0)
+		return "too_deep";
+	return "too_large";			/* e.g. past jsonb's own size limits */
 }
 
 /*
@@ -787,8 +794,12 @@ ingest_entry(FileEntry *e, IngestCounts *counts)
 	memset(&outcome, 0, sizeof(outcome));
 	if (e->kind == FILE_NOT_REGULAR)
 	{
+		Datum		reason = CStringGetTextDatum("not_regular_file");
+
 		outcome.status = "skipped";
 		outcome.counts.skipped = 1;
+		outcome.counts.skip_reasons =
+			PointerGetDatum(construct_array(&reason, 1, TEXTOID, -1, false, TYPALIGN_INT));
 		outcome.note = e->note;
 	}
 	else if (e->kind == FILE_UNREADABLE_DIR)

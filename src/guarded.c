@@ -62,7 +62,8 @@ RunGuarded(GuardedFunction fn, void *arg)
 
 /*
  * IsTransientError tells errors that say nothing about the input (a cancel,
- * a shutdown, a full disk, a deadlock, out of memory or connections) from
+ * a shutdown, a full disk, a deadlock, out of memory or connections, a
+ * missing privilege or a table dropped under us) from
  * errors the input caused.  Input errors are dead-lettered; transient ones
  * are re-raised so that the work is retried and no good data is set aside.
  */
@@ -72,6 +73,7 @@ IsTransientError(ErrorData *edata)
 	switch (ERRCODE_TO_CATEGORY(edata->sqlerrcode))
 	{
 		case ERRCODE_CONNECTION_EXCEPTION:	/* 08 */
+		case ERRCODE_SYNTAX_ERROR_OR_ACCESS_RULE_VIOLATION:	/* 42: privileges, a dropped table */
 		case ERRCODE_TRANSACTION_ROLLBACK:	/* 40 */
 		case ERRCODE_INSUFFICIENT_RESOURCES:	/* 53 */
 		case ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE:	/* 55 */

@@ -4,7 +4,7 @@
  *	  lambda_detect.normalize(jsonb): the one place that turns any accepted
  *	  CloudTrail shape into event rows.
  *
- * Accepted shapes (docs/ingestion.md): a single record; a log file body
+ * Accepted shapes (docs/design.md, section 2): a single record; a log file body
  * {"Records": [...]}; a bare array of records; an EventBridge event whose
  * "detail" is a record.  CloudTrail digest files and Insight records are
  * recognised and skipped with a reason.  Everything else is rejected with a
@@ -681,7 +681,7 @@ normalize_payload(NormalizeState *state, Jsonb *payload)
 	}
 
 	emit_rejected(state, NULL, "42804", "not_cloudtrail", payload,
-				  "JSON object is not CloudTrail: it has none of Records, eventID, eventTime, eventSource, eventName, detail-type or digestStartTime");
+				  "JSON object is not CloudTrail: it has none of Records, eventID, eventTime, eventSource, eventName, eventType, detail-type or digestStartTime");
 }
 
 /*

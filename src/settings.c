@@ -96,7 +96,7 @@ DefineSettings(void)
 							NULL, NULL, NULL);
 
 	DefineCustomIntVariable("lambda_detect.max_payload_size",
-							"Largest file or document ingested, measured after decompression.",
+							"Largest file ingested from inbox_dir, measured after decompression.",
 							"Larger inputs, such as gzip bombs, are rejected to ingest_errors.",
 							&ld_max_payload_kb,
 							128 * 1024, 1, 256 * 1024,
