@@ -21,6 +21,7 @@ CREATE TABLE lambda_detect.rules (
     "references"     text[]      NOT NULL DEFAULT '{}',
     enabled          boolean     NOT NULL DEFAULT true,
     updated_at       timestamptz NOT NULL DEFAULT now(),
+    CONSTRAINT rules_rule_check CHECK (rule ~ '^[a-z0-9][a-z0-9-]{0,99}$'),
     CONSTRAINT rules_severity_check CHECK (severity IN ('low', 'medium', 'high', 'critical')),
     CONSTRAINT rules_risk_score_check CHECK (risk_score BETWEEN 0 AND 100),
     CONSTRAINT rules_run_interval_check CHECK (run_interval >= interval '1 second'),
@@ -31,7 +32,7 @@ CREATE TABLE lambda_detect.rules (
 
 COMMENT ON TABLE lambda_detect.rules IS
     'Detection rule catalog: typed parameters and the C matcher each rule uses';
-COMMENT ON COLUMN lambda_detect.rules.rule IS 'Stable key, e.g. lambda-public-invocation';
+COMMENT ON COLUMN lambda_detect.rules.rule IS 'Stable key of lower-case letters, digits and dashes (at most 100), e.g. lambda-public-invocation';
 COMMENT ON COLUMN lambda_detect.rules.rule_uuid IS 'Rule id; for the seed rule, Elastic''s rule_id';
 COMMENT ON COLUMN lambda_detect.rules.name IS 'Display name';
 COMMENT ON COLUMN lambda_detect.rules.description IS 'What the rule detects and why it matters';
@@ -100,6 +101,7 @@ CREATE TABLE lambda_detect.rule_runs (
     alerts_created integer     NOT NULL DEFAULT 0,
     duplicates     integer     NOT NULL DEFAULT 0,
     truncated      boolean     NOT NULL DEFAULT false,
+    complete_until timestamptz,
     status         text        NOT NULL,
     error_sqlstate text,
     error          text,
@@ -123,12 +125,17 @@ COMMENT ON COLUMN lambda_detect.rule_runs.matched IS 'Candidates the rule matche
 COMMENT ON COLUMN lambda_detect.rule_runs.alerts_created IS 'New alerts created';
 COMMENT ON COLUMN lambda_detect.rule_runs.duplicates IS 'Matches skipped because the (rule, event) alert already existed';
 COMMENT ON COLUMN lambda_detect.rule_runs.truncated IS 'The run hit max_signals; the rest is left for the follow-up run';
+COMMENT ON COLUMN lambda_detect.rule_runs.complete_until IS 'Worker runs only: every event ingested before this time had been examined by this or an earlier run (the next worker run starts its window here at the latest, so nothing ingested is ever skipped)';
 COMMENT ON COLUMN lambda_detect.rule_runs.status IS 'running, succeeded or failed';
 COMMENT ON COLUMN lambda_detect.rule_runs.error_sqlstate IS 'SQLSTATE of the error of a failed run';
 COMMENT ON COLUMN lambda_detect.rule_runs.error IS 'Error message of a failed run';
 
 CREATE INDEX rule_runs_rule_started_idx ON lambda_detect.rule_runs (rule, started_at);
 COMMENT ON INDEX lambda_detect.rule_runs_rule_started_idx IS 'A rule''s recent runs, for scheduling and history';
+
+CREATE INDEX rule_runs_watermark_idx ON lambda_detect.rule_runs (rule, complete_until)
+    WHERE complete_until IS NOT NULL;
+COMMENT ON INDEX lambda_detect.rule_runs_watermark_idx IS 'Where the worker''s next run of a rule must start, found without reading the rule''s whole history';
 
 CREATE FUNCTION lambda_detect.run_rule(rule text, as_of timestamptz DEFAULT now())
 RETURNS lambda_detect.rule_runs

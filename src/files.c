@@ -36,6 +36,7 @@
 #include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
+#include "nodes/pg_list.h"
 #include "storage/fd.h"
 #include "utils/builtins.h"
 #include "utils/datum.h"
@@ -60,6 +61,8 @@ typedef struct FileEntry
 	int64		size;
 	TimestampTz mtime;
 	TimestampTz ctime;
+	dev_t		dev;			/* identity when listed: the file opened must be it */
+	ino_t		ino;
 	char	   *note;			/* why it is skipped or failed */
 } FileEntry;
 
@@ -84,6 +87,12 @@ typedef struct FileOutcome
 
 /* most bytes of files read in one transaction before it commits */
 #define SCAN_CHUNK_BYTES	(64 * 1024 * 1024)
+/*
+ * most files read in one of the worker's transactions: each file takes two
+ * subtransactions that write, and past 64 PostgreSQL's cache of them
+ * overflows and slows every other session down
+ */
+#define SCAN_CHUNK_FILES	25
 /* most ledger look-ups in one query */
 #define SCAN_LOOKUP_ENTRIES	1000
 
@@ -130,6 +139,8 @@ add_entry(FileList *list, const char *path, FileKind kind, struct stat *st,
 	e->size = st ? (int64) st->st_size : 0;
 	e->mtime = st ? time_from_timespec(st->st_mtim.tv_sec, st->st_mtim.tv_nsec) : 0;
 	e->ctime = st ? time_from_timespec(st->st_ctim.tv_sec, st->st_ctim.tv_nsec) : 0;
+	e->dev = st ? st->st_dev : 0;
+	e->ino = st ? st->st_ino : 0;
 	e->note = note ? pstrdup(note) : NULL;
 }
 
@@ -137,14 +148,19 @@ add_entry(FileList *list, const char *path, FileKind kind, struct stat *st,
  * walk_directory lists, below dir, the log files to consider.  Entries are
  * examined with lstat, so symbolic links are reported, never followed, and
  * nothing outside the tree is reached.  Hidden names (s3 sync's temporary
- * files among them) are ignored.
+ * files among them) are ignored.  A directory's names are read and the
+ * directory closed before descending, so the depth of a tree costs no open
+ * descriptors.
  */
 static void
 walk_directory(const char *dir, FileList *list, TimestampTz settled_before)
 {
 	DIR		   *d;
 	struct dirent *de;
+	List	   *names = NIL;
+	ListCell   *lc;
 
+	check_stack_depth();
 	d = AllocateDir(dir);
 	if (d == NULL)
 	{
@@ -155,16 +171,20 @@ walk_directory(const char *dir, FileList *list, TimestampTz settled_before)
 			add_entry(list, dir, FILE_UNREADABLE_DIR, &st, note);
 		return;
 	}
-
 	while ((de = ReadDirExtended(d, dir, LOG)) != NULL)
 	{
-		char	   *path;
+		if (de->d_name[0] != '.')
+			names = lappend(names, pstrdup(de->d_name));
+	}
+	FreeDir(d);
+
+	foreach(lc, names)
+	{
+		char	   *name = (char *) lfirst(lc);
+		char	   *path = psprintf("%s/%s", dir, name);
 		struct stat st;
 
 		CHECK_FOR_INTERRUPTS();
-		if (de->d_name[0] == '.')
-			continue;
-		path = psprintf("%s/%s", dir, de->d_name);
 		if (lstat(path, &st) != 0)
 		{
 			pfree(path);
@@ -173,12 +193,12 @@ walk_directory(const char *dir, FileList *list, TimestampTz settled_before)
 
 		if (S_ISDIR(st.st_mode))
 		{
-			if (has_log_suffix(de->d_name))
+			if (has_log_suffix(name))
 				add_entry(list, path, FILE_NOT_REGULAR, &st,
 						  "a directory named like a log file (its contents are scanned)");
 			walk_directory(path, list, settled_before);
 		}
-		else if (has_log_suffix(de->d_name))
+		else if (has_log_suffix(name))
 		{
 			if (S_ISLNK(st.st_mode))
 				add_entry(list, path, FILE_NOT_REGULAR, &st,
@@ -192,7 +212,7 @@ walk_directory(const char *dir, FileList *list, TimestampTz settled_before)
 		}
 		pfree(path);
 	}
-	FreeDir(d);
+	list_free_deep(names);
 }
 
 static int
@@ -376,6 +396,12 @@ gunzip(const char *in, size_t inlen, size_t limit, size_t *outlen, char **errmsg
 				inflateReset(&zs);
 				continue;
 			}
+			/* some writers pad with zero bytes, which gzip itself ignores */
+			while (zs.avail_in > 0 && *zs.next_in == 0)
+			{
+				zs.next_in++;
+				zs.avail_in--;
+			}
 			if (zs.avail_in > 0)
 			{
 				inflateEnd(&zs);
@@ -523,6 +549,8 @@ ingest_text(FileEntry *e, char *text, size_t len, FileOutcome *outcome)
 	int			ndocs = 0;
 	int			cap = 64;
 	int			lineno = 0;
+	MemoryContext slicecxt;
+	MemoryContext oldcxt;
 
 	/* a UTF-8 byte order mark is not JSON */
 	if (len >= 3 && (unsigned char) text[0] == 0xEF &&
@@ -574,6 +602,9 @@ ingest_text(FileEntry *e, char *text, size_t len, FileOutcome *outcome)
 
 	docs = palloc(sizeof(Datum) * cap);
 	locs = palloc(sizeof(Datum) * cap);
+	slicecxt = AllocSetContextCreate(CurrentMemoryContext, "lambda_detect lines",
+									 ALLOCSET_DEFAULT_SIZES);
+	oldcxt = MemoryContextSwitchTo(slicecxt);
 	p = text;
 	while (p < end)
 	{
@@ -634,16 +665,21 @@ ingest_text(FileEntry *e, char *text, size_t len, FileOutcome *outcome)
 		/* store in slices so that a large file's documents need not all be in memory */
 		if (ndocs >= ld_batch_size)
 		{
+			MemoryContextSwitchTo(oldcxt);
 			IngestDocuments(docs, locs, ndocs, e->path, &outcome->counts);
 			outcome->documents += ndocs;
 			ndocs = 0;
+			MemoryContextReset(slicecxt);
+			MemoryContextSwitchTo(slicecxt);
 		}
 	}
+	MemoryContextSwitchTo(oldcxt);
 	if (ndocs > 0)
 	{
 		IngestDocuments(docs, locs, ndocs, e->path, &outcome->counts);
 		outcome->documents += ndocs;
 	}
+	MemoryContextDelete(slicecxt);
 }
 
 /*
@@ -667,14 +703,29 @@ read_file(FileEntry *e, FileOutcome *outcome)
 	fd = OpenTransientFile(e->path, O_RDONLY | O_NOFOLLOW | PG_BINARY);
 	if (fd < 0)
 	{
-		char	   *msg = psprintf("could not open file: %m");
+		int			save_errno = errno;
 
-		fail_file(e, outcome, errno == EACCES ? "42501" : "58030",
-				  "unreadable_file", msg, NULL, 0);
+		if (save_errno == EACCES || save_errno == EPERM || save_errno == ELOOP)
+		{
+			errno = save_errno;
+			fail_file(e, outcome, save_errno == ELOOP ? "58030" : "42501",
+					  "unreadable_file", psprintf("could not open file: %m"), NULL, 0);
+		}
+		else
+		{
+			/* out of descriptors, a network file system hiccup: try again later */
+			errno = save_errno;
+			ereport(LOG,
+					(errcode_for_file_access(),
+					 errmsg("lambda_detect: could not open file \"%s\", will retry: %m", e->path)));
+			outcome->status = NULL;
+		}
 		return;
 	}
+	/* the file must be the one listed, not something swapped in since */
 	if (fstat(fd, &before) != 0 || !S_ISREG(before.st_mode) ||
-		(int64) before.st_size != e->size)
+		(int64) before.st_size != e->size ||
+		before.st_dev != e->dev || before.st_ino != e->ino)
 	{
 		CloseTransientFile(fd);
 		outcome->status = NULL;
@@ -698,10 +749,14 @@ read_file(FileEntry *e, FileOutcome *outcome)
 		CHECK_FOR_INTERRUPTS();
 		if (r < 0)
 		{
-			char	   *msg = psprintf("could not read file: %m");
+			int			save_errno = errno;
 
 			CloseTransientFile(fd);
-			fail_file(e, outcome, "58030", "unreadable_file", msg, NULL, 0);
+			errno = save_errno;
+			ereport(LOG,
+					(errcode_for_file_access(),
+					 errmsg("lambda_detect: could not read file \"%s\", will retry: %m", e->path)));
+			outcome->status = NULL;
 			return;
 		}
 		if (r == 0)
@@ -831,7 +886,7 @@ ingest_entry(FileEntry *e, IngestCounts *counts)
 }
 
 /*
- * ListInboxFiles walks dir and returns the settled log files and the
+ * list_inbox_files walks dir and returns the settled log files and the
  * entries to report, sorted by path (so, in an AWS tree, oldest day first).
  */
 static FileList *
@@ -868,7 +923,7 @@ try_scan_lock(void)
  * caller that finds the advisory lock taken returns at once.
  *
  * The file list is kept in listcxt.  With a boundary callback (the worker),
- * the scan commits every SCAN_CHUNK_BYTES read or batch_size files, by
+ * the scan commits every SCAN_CHUNK_BYTES read or SCAN_CHUNK_FILES files, by
  * calling boundary(), which must commit and open a new transaction and SPI
  * connection; each chunk gets its own ingest_runs row, so a large backlog
  * makes progress that a crash does not undo.  Without one (ingest_now()),
@@ -887,6 +942,7 @@ ScanInboxDirectory(const char *origin, IngestCounts *counts,
 	int64		chunk_bytes = 0;
 	TimestampTz started_at = GetCurrentTimestamp();
 	MemoryContext old;
+	char	   *dir;
 
 	if (!try_scan_lock())
 		return true;
@@ -900,7 +956,10 @@ ScanInboxDirectory(const char *origin, IngestCounts *counts,
 	}
 
 	old = MemoryContextSwitchTo(listcxt);
-	list = list_inbox_files(ld_inbox_dir);
+	/* one spelling of the directory, so that ledger paths do not change */
+	dir = pstrdup(ld_inbox_dir);
+	canonicalize_path(dir);
+	list = list_inbox_files(dir);
 	keep = palloc(sizeof(bool) * SCAN_LOOKUP_ENTRIES);
 	MemoryContextSwitchTo(old);
 
@@ -917,7 +976,7 @@ ScanInboxDirectory(const char *origin, IngestCounts *counts,
 			chunk_bytes += ingest_entry(&list->entries[i], &chunk);
 
 			if (boundary != NULL &&
-				(chunk_bytes >= SCAN_CHUNK_BYTES || chunk.files >= ld_batch_size))
+				(chunk_bytes >= SCAN_CHUNK_BYTES || chunk.files >= SCAN_CHUNK_FILES))
 			{
 				RecordIngestRun(origin, "files", started_at, &chunk);
 				AddIngestCounts(counts, &chunk);

@@ -64,7 +64,8 @@ PG_FUNCTION_INFO_V1(ld_ingest_now);
 	"  INSERT INTO lambda_detect.ingest_errors" \
 	"    (sqlstate, reason, message, source, location, inbox_id, inbox_received_at, payload)" \
 	"  SELECT n.sqlstate, n.reason, n.message, n.source," \
-	"         NULLIF(concat_ws(' ', n.doc_location, n.location), ''), n.inbox_id, n.received_at, n.record" \
+	"         NULLIF(concat_ws(' ', NULLIF(n.doc_location, ''), n.location), ''), n.inbox_id," \
+	"         n.received_at, n.record" \
 	"    FROM n WHERE n.status = 'rejected'" \
 	"  RETURNING 1)" \
 	" SELECT (SELECT count(*) FROM claimed)," \
@@ -76,11 +77,12 @@ PG_FUNCTION_INFO_V1(ld_ingest_now);
 	"        (SELECT array_agg(s.reason ORDER BY s.reason) FROM" \
 	"           (SELECT n.reason FROM n WHERE n.status = 'skipped') s)"
 
-/* claims the oldest $1 unlocked inbox rows */
+/* claims the oldest $1 unlocked inbox rows up to id $2 */
 static const char *inbox_batch_sql =
 "WITH claimed AS ("
 "  DELETE FROM lambda_detect.inbox WHERE id IN ("
-"    SELECT id FROM lambda_detect.inbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)"
+"    SELECT id FROM lambda_detect.inbox WHERE id <= $2"
+"     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)"
 "  RETURNING id AS inbox_id, received_at, source, NULL::text AS doc_location, payload),"
 INGEST_STATEMENT_TAIL;
 
@@ -312,7 +314,7 @@ error_text(ErrorData *edata)
 typedef struct InboxWork
 {
 	SPIPlanPtr	plan;
-	Datum		arg;
+	Datum		args[2];
 	IngestCounts *result;
 } InboxWork;
 
@@ -321,7 +323,19 @@ inbox_work(void *arg)
 {
 	InboxWork  *work = (InboxWork *) arg;
 
-	execute_batch(work->plan, &work->arg, true, work->result);
+	execute_batch(work->plan, work->args, true, work->result);
+}
+
+/*
+ * An out-of-memory error says something about the input when one payload
+ * causes it: a batch that runs out is redone row by row, and a single row
+ * that still does is dead-lettered rather than retried for ever.
+ */
+static bool
+is_out_of_memory(ErrorData *edata)
+{
+	return edata->sqlerrcode == ERRCODE_OUT_OF_MEMORY ||
+		edata->sqlerrcode == ERRCODE_PROGRAM_LIMIT_EXCEEDED;
 }
 
 /*
@@ -354,27 +368,36 @@ dead_letter_inbox_row(int64 id, ErrorData *edata)
 /*
  * ingest_inbox_rows_one_by_one is the fallback after a failed batch: it
  * locks the same oldest rows and stores each in its own subtransaction.
+ * The rows that still fail are dead-lettered, unless every row failed with
+ * the same SQLSTATE: then the fault is the system's (a missing partition, a
+ * constraint an administrator added), not the input's, and it is raised so
+ * that the rows stay in the inbox until it is mended.
  */
 static void
-ingest_inbox_rows_one_by_one(int batch_size, IngestCounts *result)
+ingest_inbox_rows_one_by_one(int batch_size, int64 max_id, IngestCounts *result)
 {
 	static SPIPlanPtr lock_plan = NULL;
-	Oid			argtypes[1] = {INT4OID};
+	Oid			argtypes[2] = {INT4OID, INT8OID};
 	Oid			rowtypes[1] = {INT8OID};
-	Datum		arg = Int32GetDatum(batch_size);
+	Datum		args[2] = {Int32GetDatum(batch_size), Int64GetDatum(max_id)};
 	int64	   *ids;
+	ErrorData **errors;
 	uint64		nids;
+	uint64		nfailed = 0;
+	bool		same_code = true;
 	int			ret;
 
 	prepare_once(&lock_plan,
-				 "SELECT id FROM lambda_detect.inbox ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-				 1, argtypes);
-	ret = SPI_execute_plan(lock_plan, &arg, NULL, false, 0);
+				 "SELECT id FROM lambda_detect.inbox WHERE id <= $2"
+				 " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
+				 2, argtypes);
+	ret = SPI_execute_plan(lock_plan, args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not lock inbox rows: %s", SPI_result_code_string(ret));
 
 	nids = SPI_processed;
 	ids = palloc(sizeof(int64) * Max(nids, 1));
+	errors = palloc0(sizeof(ErrorData *) * Max(nids, 1));
 	for (uint64 i = 0; i < nids; i++)
 	{
 		bool		isnull;
@@ -387,59 +410,72 @@ ingest_inbox_rows_one_by_one(int batch_size, IngestCounts *result)
 	prepare_once(&inbox_row_plan, inbox_row_sql, 1, rowtypes);
 	for (uint64 i = 0; i < nids; i++)
 	{
-		InboxWork	work = {inbox_row_plan, Int64GetDatum(ids[i]), result};
+		InboxWork	work = {inbox_row_plan, {Int64GetDatum(ids[i]), (Datum) 0}, result};
 		ErrorData  *edata;
 
 		CHECK_FOR_INTERRUPTS();
 		edata = RunGuarded(inbox_work, &work);
 		if (edata == NULL)
 			continue;
-		if (IsTransientError(edata))
+		if (IsTransientError(edata) && !is_out_of_memory(edata))
 			ReThrowError(edata);
+		if (nfailed > 0 && edata->sqlerrcode != errors[nfailed - 1]->sqlerrcode)
+			same_code = false;
+		errors[nfailed] = edata;
+		ids[nfailed] = ids[i];
+		nfailed++;
+	}
 
+	if (nfailed == nids && nids > 1 && same_code)
+		ReThrowError(errors[0]);
+
+	for (uint64 i = 0; i < nfailed; i++)
+	{
 		ereport(WARNING,
 				(errmsg("lambda_detect: inbox row %lld could not be stored and was moved to ingest_errors",
 						(long long) ids[i]),
-				 errdetail("%s", error_text(edata))));
-		dead_letter_inbox_row(ids[i], edata);
+				 errdetail("%s", error_text(errors[i]))));
+		dead_letter_inbox_row(ids[i], errors[i]);
 		result->inbox_rows++;
 		result->errors++;
-		FreeErrorData(edata);
+		FreeErrorData(errors[i]);
 	}
 }
 
 /*
- * IngestInboxBatch ingests the oldest batch_size inbox rows not locked by
- * another transaction, writes the batch's ingest_runs row, and adds its
+ * IngestInboxBatch ingests the oldest batch_size inbox rows (with ids up to
+ * max_id) not locked by another transaction, writes the batch's
+ * ingest_runs row, and adds its
  * counts to *counts.  Returns true when the batch was full, i.e. more rows
  * may be waiting.
  */
 bool
-IngestInboxBatch(const char *origin, int batch_size, IngestCounts *counts)
+IngestInboxBatch(const char *origin, int batch_size, int64 max_id, IngestCounts *counts)
 {
-	Oid			argtypes[1] = {INT4OID};
+	Oid			argtypes[2] = {INT4OID, INT8OID};
 	IngestCounts result;
 	InboxWork	work;
 	ErrorData  *edata;
 	TimestampTz started_at = GetCurrentTimestamp();
 
 	memset(&result, 0, sizeof(result));
-	prepare_once(&inbox_batch_plan, inbox_batch_sql, 1, argtypes);
+	prepare_once(&inbox_batch_plan, inbox_batch_sql, 2, argtypes);
 	work.plan = inbox_batch_plan;
-	work.arg = Int32GetDatum(batch_size);
+	work.args[0] = Int32GetDatum(batch_size);
+	work.args[1] = Int64GetDatum(max_id);
 	work.result = &result;
 
 	edata = RunGuarded(inbox_work, &work);
 	if (edata != NULL)
 	{
-		if (IsTransientError(edata))
+		if (IsTransientError(edata) && !is_out_of_memory(edata))
 			ReThrowError(edata);
 		ereport(LOG,
 				(errmsg("lambda_detect: inbox batch failed, storing its rows one by one"),
 				 errdetail("%s", error_text(edata))));
 		FreeErrorData(edata);
 		memset(&result, 0, sizeof(result));
-		ingest_inbox_rows_one_by_one(batch_size, &result);
+		ingest_inbox_rows_one_by_one(batch_size, max_id, &result);
 	}
 
 	RecordIngestRun(origin, "inbox", started_at, &result);
@@ -498,7 +534,7 @@ ingest_documents(Datum *documents, Datum *locations, int ndocuments,
 	edata = RunGuarded(documents_work, &work);
 	if (edata == NULL)
 		return;
-	if (IsTransientError(edata))
+	if (IsTransientError(edata) && !is_out_of_memory(edata))
 		ReThrowError(edata);
 	if (ndocuments == 1)
 	{
@@ -539,6 +575,21 @@ IngestDocuments(Datum *documents, Datum *locations, int ndocuments,
 }
 
 
+/* The highest inbox id now, 0 when the inbox is empty. */
+static int64
+inbox_max_id(void)
+{
+	bool		isnull;
+	Datum		d;
+	int			ret = SPI_execute("SELECT max(id) FROM lambda_detect.inbox", true, 1);
+
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read the inbox: %s", SPI_result_code_string(ret));
+	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
+	SPI_freetuptable(SPI_tuptable);
+	return isnull ? 0 : DatumGetInt64(d);
+}
+
 /*
  * ld_ingest_now is ingest_now(): one drain of the inbox and one scan of
  * lambda_detect.inbox_dir, in the caller's transaction, as the worker would
@@ -551,6 +602,7 @@ ld_ingest_now(PG_FUNCTION_ARGS)
 	IngestCounts total;
 	Datum		values[7];
 	bool		nulls[7] = {false};
+	int64		max_id;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -559,7 +611,9 @@ ld_ingest_now(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	while (IngestInboxBatch("ingest_now", ld_batch_size, &total))
+	/* one drain: the rows there now, not those that keep arriving meanwhile */
+	max_id = inbox_max_id();
+	while (IngestInboxBatch("ingest_now", ld_batch_size, max_id, &total))
 		CHECK_FOR_INTERRUPTS();
 
 	if (ld_inbox_dir != NULL && ld_inbox_dir[0] != '\0' &&

@@ -7,7 +7,8 @@
  * The worker and the shared state exist only when the library is listed in
  * shared_preload_libraries.  Loaded any other way (CREATE EXTENSION in a
  * server that does not preload it), the SQL functions still work in the
- * caller's backend, and a WARNING says that nothing runs in the background.
+ * caller's backend, the server log says that nothing runs in the
+ * background, and worker_status() reports "not preloaded".
  *
  * src/lambda_detect.c
  *
@@ -60,7 +61,7 @@ _PG_init(void)
 
 	if (!process_shared_preload_libraries_in_progress)
 	{
-		ereport(WARNING,
+		ereport(LOG,
 				(errmsg("lambda_detect is not in shared_preload_libraries"),
 				 errdetail("Ingestion and rules run only when called from SQL "
 						   "(ingest_now(), run_rule()); nothing runs in the background."),

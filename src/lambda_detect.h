@@ -78,7 +78,7 @@ typedef struct IngestCounts
 	Datum		skip_reasons;	/* text[] of skip reasons, or 0 */
 } IngestCounts;
 
-extern bool IngestInboxBatch(const char *origin, int batch_size,
+extern bool IngestInboxBatch(const char *origin, int batch_size, int64 max_id,
 							 IngestCounts *counts);
 extern void IngestDocuments(Datum *documents, Datum *locations, int ndocuments,
 							const char *source, IngestCounts *counts);
@@ -117,11 +117,15 @@ typedef struct RuleRunState
 	int64		alerts_created;
 	int64		duplicates;
 	bool		truncated;
+	bool		track_watermark;	/* a worker run: record complete_until */
+	TimestampTz complete_until;
 } RuleRunState;
 
 extern bool RuleRunStart(const char *rule, const char *trigger, TimestampTz as_of,
 						 bool catch_up, RuleRunState *state);
 extern ErrorData *RuleRunExecute(RuleRunState *state);
+extern void RuleRunMarkFailed(int64 run_id, const char *sqlstate,
+							  const char *message);
 extern void CloseOutInterruptedRuleRuns(void);
 
 /* rule_lambda_public.c: the seed rule's matcher */

@@ -296,20 +296,15 @@ ParseCloudTrailTime(const char *str, int len, TimestampTz *result)
  * as absent.  Returns false when the field has another type.
  */
 static bool
-record_text(JsonbContainer *rec, const char *key, OutRow *row, int col,
-			int *len)
+record_text(JsonbContainer *rec, const char *key, OutRow *row, int col)
 {
 	JsonbValue	v;
 
-	if (len)
-		*len = 0;
 	if (JsonbObjectGet(rec, key, &v) == NULL || v.type == jbvNull)
 		return true;
 	if (v.type != jbvString)
 		return false;
 	row_set_text(row, col, v.val.string.val, v.val.string.len);
-	if (len)
-		*len = v.val.string.len;
 	return true;
 }
 
@@ -336,7 +331,7 @@ record_json(JsonbContainer *rec, const char *key, OutRow *row, int col)
 	row->nulls[col] = false;
 }
 
-/* A text column's value as a C string view (not NUL-terminated). */
+/* True when a text column of the row is set and not empty. */
 static bool
 text_is_nonempty(OutRow *row, int col)
 {
@@ -357,7 +352,6 @@ normalize_record(NormalizeState *state, JsonbValue *rec_value, Jsonb *rec_jsonb,
 	JsonbContainer *identity = NULL;
 	JsonbValue	v;
 	OutRow		row;
-	int			len;
 	char	   *str;
 	static const char *const required[] = {"eventID", "eventSource", "eventName"};
 	static const int required_col[] = {COL_EVENT_ID, COL_EVENT_SOURCE, COL_EVENT_NAME};
@@ -450,7 +444,7 @@ normalize_record(NormalizeState *state, JsonbValue *rec_value, Jsonb *rec_jsonb,
 
 	for (int i = 0; i < lengthof(optional); i++)
 	{
-		if (!record_text(rec, optional[i].key, &row, optional[i].col, NULL))
+		if (!record_text(rec, optional[i].key, &row, optional[i].col))
 		{
 			emit_rejected(state, location, "42804", "wrong_type", rec_jsonb,
 						  "%s is not a string", optional[i].key);
@@ -536,7 +530,6 @@ normalize_record(NormalizeState *state, JsonbValue *rec_value, Jsonb *rec_jsonb,
 	row.values[COL_RECORD] = JsonbPGetDatum(rec_jsonb);
 	row.nulls[COL_RECORD] = false;
 
-	(void) len;
 	row_emit(state, &row, "event", location);
 }
 

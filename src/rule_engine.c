@@ -32,6 +32,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/memutils.h"
 #include "utils/timestamp.h"
 
 #include "lambda_detect.h"
@@ -62,6 +63,8 @@ static SPIPlanPtr start_plan = NULL;
 static SPIPlanPtr finish_plan = NULL;
 static SPIPlanPtr candidates_plan = NULL;
 static SPIPlanPtr alert_plan = NULL;
+static SPIPlanPtr horizon_plan = NULL;
+static SPIPlanPtr mark_failed_plan = NULL;
 
 static SPIPlanPtr
 prepare_kept(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
@@ -77,6 +80,8 @@ prepare_kept(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
 	}
 	return *cache;
 }
+
+static TimestampTz oldest_open_transaction_start(TimestampTz limit);
 
 static RuleMatcher
 find_matcher(const char *name)
@@ -145,8 +150,10 @@ load_rule(const char *rule, bool lock, RuleRunState *state)
 }
 
 /*
- * last_watermark returns the window end of the rule's last run that
- * finished its whole window (succeeded, not truncated), or 0.
+ * last_watermark returns the latest complete_until of the rule's worker
+ * runs: every event ingested before it has been examined.  0 when there is
+ * none yet.  Manual runs never set complete_until: they may look at any
+ * window, so they say nothing about what came before it.
  */
 static TimestampTz
 last_watermark(const char *rule)
@@ -158,8 +165,8 @@ last_watermark(const char *rule)
 	int			ret;
 
 	prepare_kept(&watermark_plan,
-				 "SELECT max(window_end) FROM lambda_detect.rule_runs"
-				 " WHERE rule = $1 AND status = 'succeeded' AND NOT truncated",
+				 "SELECT max(complete_until) FROM lambda_detect.rule_runs"
+				 " WHERE rule = $1 AND complete_until IS NOT NULL",
 				 1, argtypes);
 	ret = SPI_execute_plan(watermark_plan, &value, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
@@ -173,9 +180,10 @@ last_watermark(const char *rule)
  * RuleRunStart loads the rule, fixes the run's window and inserts its
  * rule_runs row with status running.  The window is [as_of - lookback,
  * as_of]; with catch_up (the worker), it starts earlier if needed to reach
- * back to where the last complete run ended, so that events ingested while
- * no run happened (the worker was down, runs failed) are never skipped.
- * Returns false when the rule does not exist.
+ * back to where the last complete worker run left off, so that events
+ * ingested while no run happened (the worker was down, runs failed) are
+ * never skipped, and such a run records how far it is complete.  Returns
+ * false when the rule does not exist.
  */
 bool
 RuleRunStart(const char *rule, const char *trigger, TimestampTz as_of,
@@ -189,6 +197,7 @@ RuleRunStart(const char *rule, const char *trigger, TimestampTz as_of,
 	memset(state, 0, sizeof(*state));
 	if (!load_rule(rule, false, state))
 		return false;
+	state->track_watermark = catch_up;
 
 	state->window_end = as_of;
 	state->window_start = DatumGetTimestampTz(
@@ -309,6 +318,7 @@ execute_rule(void *arg)
 	Datum		values[3];
 	Portal		portal;
 	StringInfoData reason;
+	MemoryContext rowcxt;
 
 	prepare_kept(&candidates_plan,
 				 "SELECT e.event_id, e.event_source, e.event_name, e.error_code,"
@@ -324,7 +334,18 @@ execute_rule(void *arg)
 	values[1] = TimestampTzGetDatum(state->window_end);
 	values[2] = CStringGetTextDatum(state->rule);
 
+	/*
+	 * An event is stamped with its transaction's start time but becomes
+	 * visible only at commit.  Events of transactions still in progress now
+	 * are not seen by this run, yet may be stamped inside its window: the
+	 * run is complete only up to the oldest such start.
+	 */
+	if (state->track_watermark)
+		state->complete_until = oldest_open_transaction_start(state->window_end);
+
 	initStringInfo(&reason);
+	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "lambda_detect candidate",
+								   ALLOCSET_SMALL_SIZES);
 	portal = SPI_cursor_open(NULL, candidates_plan, values, NULL, false);
 	while (!state->truncated)
 	{
@@ -341,11 +362,16 @@ execute_rule(void *arg)
 			TupleDesc	desc = batch->tupdesc;
 			RuleCandidate c;
 			bool		isnull;
+			bool		matched;
 			Datum		params;
 			char	   *event_id;
+			MemoryContext oldcxt;
 
 			CHECK_FOR_INTERRUPTS();
 			state->candidates++;
+			/* what a candidate needs is freed with it, however long the window */
+			MemoryContextReset(rowcxt);
+			oldcxt = MemoryContextSwitchTo(rowcxt);
 			event_id = nullable_text(tup, desc, 1);
 			c.event_source = nullable_text(tup, desc, 2);
 			c.event_name = nullable_text(tup, desc, 3);
@@ -355,7 +381,9 @@ execute_rule(void *arg)
 			c.request_parameters = isnull ? NULL : DatumGetJsonbP(params);
 
 			resetStringInfo(&reason);
-			if (!match(&c, &reason))
+			matched = match(&c, &reason);
+			MemoryContextSwitchTo(oldcxt);
+			if (!matched)
 				continue;
 			state->matched++;
 
@@ -379,24 +407,52 @@ execute_rule(void *arg)
 		SPI_freetuptable(batch);
 	}
 	SPI_cursor_close(portal);
+	MemoryContextDelete(rowcxt);
+}
+
+/*
+ * oldest_open_transaction_start returns the start of the oldest other
+ * transaction in progress, or limit when that is later (or there is none).
+ */
+static TimestampTz
+oldest_open_transaction_start(TimestampTz limit)
+{
+	Oid			argtypes[1] = {TIMESTAMPTZOID};
+	Datum		value = TimestampTzGetDatum(limit);
+	bool		isnull;
+	TimestampTz result;
+	int			ret;
+
+	prepare_kept(&horizon_plan,
+				 "SELECT least($1, min(xact_start)) FROM pg_stat_activity"
+				 " WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()",
+				 1, argtypes);
+	ret = SPI_execute_plan(horizon_plan, &value, NULL, true, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read open transactions: %s", SPI_result_code_string(ret));
+	result = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
+											   SPI_tuptable->tupdesc, 1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return isnull ? limit : result;
 }
 
 /* Writes the run's outcome into its rule_runs row. */
 static void
 finish_run(RuleRunState *state, ErrorData *edata)
 {
-	Oid			argtypes[9] = {INT8OID, INT4OID, INT4OID, INT4OID, INT4OID, BOOLOID,
-		TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[9];
-	char		nulls[9];
+	Oid			argtypes[10] = {INT8OID, INT4OID, INT4OID, INT4OID, INT4OID, BOOLOID,
+		TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
+	Datum		values[10];
+	char		nulls[10];
 	int			ret;
 
 	prepare_kept(&finish_plan,
 				 "UPDATE lambda_detect.rule_runs SET finished_at = clock_timestamp(),"
 				 "  candidates = $2, matched = $3, alerts_created = $4, duplicates = $5,"
-				 "  truncated = $6, status = $7, error_sqlstate = $8, error = $9"
+				 "  truncated = $6, status = $7, error_sqlstate = $8, error = $9,"
+				 "  complete_until = $10"
 				 " WHERE run_id = $1",
-				 9, argtypes);
+				 10, argtypes);
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = Int64GetDatum(state->run_id);
 	values[1] = Int32GetDatum((int32) state->candidates);
@@ -415,6 +471,10 @@ finish_run(RuleRunState *state, ErrorData *edata)
 		nulls[7] = 'n';
 		nulls[8] = 'n';
 	}
+	/* only a whole window examined moves the watermark */
+	values[9] = TimestampTzGetDatum(state->complete_until);
+	if (edata || state->truncated || !state->track_watermark || state->complete_until == 0)
+		nulls[9] = 'n';
 	ret = SPI_execute_plan(finish_plan, values, nulls, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "could not finish rule run: %s", SPI_result_code_string(ret));
@@ -455,6 +515,31 @@ RuleRunExecute(RuleRunState *state)
 	}
 	finish_run(state, edata);
 	return edata;
+}
+
+/*
+ * RuleRunMarkFailed records, in a new transaction, a run whose work failed
+ * outside the part RuleRunExecute guards (a lock timeout or cancel while
+ * locking the rule, an error while recording the outcome).
+ */
+void
+RuleRunMarkFailed(int64 run_id, const char *sqlstate, const char *message)
+{
+	Oid			argtypes[3] = {INT8OID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	int			ret;
+
+	prepare_kept(&mark_failed_plan,
+				 "UPDATE lambda_detect.rule_runs SET status = 'failed',"
+				 "  finished_at = clock_timestamp(), error_sqlstate = $2, error = $3"
+				 " WHERE run_id = $1 AND status = 'running'",
+				 3, argtypes);
+	values[0] = Int64GetDatum(run_id);
+	values[1] = CStringGetTextDatum(sqlstate);
+	values[2] = CStringGetTextDatum(message);
+	ret = SPI_execute_plan(mark_failed_plan, values, NULL, false, 0);
+	if (ret != SPI_OK_UPDATE)
+		elog(ERROR, "could not record failed rule run: %s", SPI_result_code_string(ret));
 }
 
 /*

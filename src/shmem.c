@@ -18,6 +18,7 @@
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
@@ -172,12 +173,20 @@ void
 SharedStateRecordError(const char *message)
 {
 	TimestampTz now = GetCurrentTimestamp();
+	char		text[LD_ERROR_LEN];
+	int			len;
 
 	if (ld_shared == NULL)
 		return;
+	/* cut on a character boundary, and before taking the lock */
+	message = message ? message : "";
+	len = pg_mbcliplen(message, strlen(message), LD_ERROR_LEN - 1);
+	memcpy(text, message, len);
+	text[len] = '\0';
+
 	SpinLockAcquire(&ld_shared->mutex);
 	ld_shared->errors++;
-	strlcpy(ld_shared->last_error, message ? message : "", LD_ERROR_LEN);
+	memcpy(ld_shared->last_error, text, len + 1);
 	ld_shared->last_error_at = now;
 	ld_shared->last_activity_at = now;
 	SpinLockRelease(&ld_shared->mutex);
@@ -205,16 +214,24 @@ SharedStateConnectFailures(bool increment, bool reset)
 	return failures;
 }
 
-/* WakeWorker sets the worker's latch, if there is a worker. */
+/*
+ * WakeWorker sets the worker's latch, if there is a worker.  The latch is
+ * read under the spinlock but set after releasing it (a system call has no
+ * place under a spinlock); a latch of a worker that exited meanwhile is a
+ * PGPROC latch in shared memory, so setting it is harmless.
+ */
 void
 WakeWorker(void)
 {
+	Latch	   *latch;
+
 	if (ld_shared == NULL)
 		return;
 	SpinLockAcquire(&ld_shared->mutex);
-	if (ld_shared->worker_latch != NULL)
-		SetLatch(ld_shared->worker_latch);
+	latch = ld_shared->worker_latch;
 	SpinLockRelease(&ld_shared->mutex);
+	if (latch != NULL)
+		SetLatch(latch);
 }
 
 /*

@@ -70,8 +70,27 @@ static int	nschedules = 0;
 static MemoryContext worker_cxt = NULL;
 static MemoryContext scan_cxt = NULL;
 
-static int	unit_failures = 0;
+/*
+ * Each kind of unit backs off on its own: a failing scan must not slow the
+ * inbox, and a succeeding unit must not reset another's backoff.
+ */
+typedef struct UnitBackoff
+{
+	int			failures;
+	TimestampTz next_attempt;	/* 0: now */
+} UnitBackoff;
+
+static UnitBackoff startup_backoff;
+static UnitBackoff ingest_backoff;
+static UnitBackoff scan_backoff;
+static UnitBackoff schedule_backoff;
+
+/* the error of the last failed unit, for the rule run it belongs to */
+static char last_unit_sqlstate[6];
+static char *last_unit_error = NULL;
+
 static bool extension_present = false;
+static bool rule_cap_logged = false;
 static bool extension_missing_logged = false;
 static char connected_db[NAMEDATALEN];
 
@@ -157,19 +176,38 @@ scan_boundary(void)
 	begin_unit("lambda_detect: scanning inbox_dir");
 }
 
+/* True when a unit kind is not backing off after failures. */
+static bool
+unit_ready(UnitBackoff *backoff, TimestampTz now)
+{
+	return backoff->failures == 0 || now >= backoff->next_attempt;
+}
+
+/* Milliseconds until a backing-off unit may run again (LONG_MAX if none). */
+static long
+ms_until_ready(UnitBackoff *backoff, TimestampTz now)
+{
+	if (backoff->failures == 0)
+		return LONG_MAX;
+	return (long) Max((backoff->next_attempt - now) / 1000, 0);
+}
+
 /*
  * run_unit runs fn in a transaction of its own.  An error is logged,
  * recorded in the heartbeat and rolled back (the PostgresMain recipe:
- * report, abort, flush), and counts towards the backoff.  Returns what fn
- * returned (whether more work is waiting), or false after an error or when
- * the extension is not installed.
+ * report, abort, flush), and makes this kind of unit back off.  Returns
+ * what fn returned (whether more work is waiting), or false after an error
+ * or when the extension is not installed; *ok says whether it committed.
  */
 static bool
-run_unit(const char *activity, UnitFunction fn, void *arg)
+run_unit(const char *activity, UnitFunction fn, void *arg, UnitBackoff *backoff,
+		 bool *ok)
 {
 	volatile bool more = false;
 	volatile bool missing = false;
 
+	if (ok)
+		*ok = false;
 	PG_TRY();
 	{
 		begin_unit(activity);
@@ -193,15 +231,25 @@ run_unit(const char *activity, UnitFunction fn, void *arg)
 		RESUME_INTERRUPTS();
 
 		SharedStateRecordError(edata->message);
+		strlcpy(last_unit_sqlstate, unpack_sql_state(edata->sqlerrcode),
+				sizeof(last_unit_sqlstate));
+		if (last_unit_error)
+			pfree(last_unit_error);
+		last_unit_error = pstrdup(edata->message ? edata->message : "unknown error");
 		FreeErrorData(edata);
-		unit_failures++;
+
+		backoff->failures++;
+		backoff->next_attempt = GetCurrentTimestamp() +
+			(TimestampTz) backoff_ms(backoff->failures, BACKOFF_MAX_MS) * 1000;
 		return false;
 	}
 	PG_END_TRY();
 
+	backoff->failures = 0;
+	backoff->next_attempt = 0;
 	if (missing)
 	{
-		if (!extension_missing_logged)
+		if (extension_present || !extension_missing_logged)
 			ereport(LOG,
 					(errmsg("lambda_detect worker: extension \"lambda_detect\" is not installed in database \"%s\"",
 							connected_db),
@@ -212,7 +260,8 @@ run_unit(const char *activity, UnitFunction fn, void *arg)
 		return false;
 	}
 	extension_missing_logged = false;
-	unit_failures = 0;
+	if (ok)
+		*ok = true;
 	return more;
 }
 
@@ -231,10 +280,8 @@ static bool
 ingest_unit(void *arg)
 {
 	IngestCounts *counts = (IngestCounts *) arg;
-	bool		more = IngestInboxBatch("worker", ld_batch_size, counts);
+	bool		more = IngestInboxBatch("worker", ld_batch_size, PG_INT64_MAX, counts);
 
-	if (counts->inbox_rows > 0)
-		SharedStateRecordIngest(counts->events, false);
 	counts->skip_reasons = (Datum) 0;	/* freed with the transaction */
 	return more;
 }
@@ -270,7 +317,6 @@ scan_unit(void *arg)
 		warned_dir = NULL;
 	}
 	MemoryContextReset(scan_cxt);
-	SharedStateRecordIngest(counts->events, true);
 	counts->skip_reasons = (Datum) 0;
 	return false;
 }
@@ -284,13 +330,21 @@ load_schedule_unit(void *arg)
 
 	ret = SPI_execute("SELECT rule, (extract(epoch FROM run_interval) * 1000)::int8"
 					  "  FROM lambda_detect.rules WHERE enabled ORDER BY rule",
-					  true, MAX_SCHEDULED_RULES);
+					  true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read rules: %s", SPI_result_code_string(ret));
+	if (SPI_processed > MAX_SCHEDULED_RULES && !rule_cap_logged)
+	{
+		ereport(WARNING,
+				(errmsg("lambda_detect worker schedules only the first %d of %llu enabled rules",
+						MAX_SCHEDULED_RULES, (unsigned long long) SPI_processed),
+				 errhint("Disable rules you do not need; run the others with run_rule().")));
+		rule_cap_logged = true;
+	}
 
 	for (int i = 0; i < nschedules; i++)
 		schedules[i].seen = false;
-	for (uint64 r = 0; r < SPI_processed; r++)
+	for (uint64 r = 0; r < SPI_processed && r < MAX_SCHEDULED_RULES; r++)
 	{
 		bool		isnull;
 		char	   *rule = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[r],
@@ -302,7 +356,7 @@ load_schedule_unit(void *arg)
 		for (int i = 0; i < nschedules; i++)
 			if (strcmp(schedules[i].rule, rule) == 0)
 				s = &schedules[i];
-		if (s == NULL && nschedules < MAX_SCHEDULED_RULES)
+		if (s == NULL)
 		{
 			/* a rule not seen before runs at once, to catch up */
 			s = &schedules[nschedules++];
@@ -310,10 +364,7 @@ load_schedule_unit(void *arg)
 			strlcpy(s->rule, rule, sizeof(s->rule));
 			s->next_due = now;
 		}
-		if (s == NULL)
-			continue;
-		if (s->interval_ms != 0 && s->interval_ms != interval_ms && s->failures == 0 &&
-			!s->catch_up)
+		else if (s->interval_ms != interval_ms && s->failures == 0 && !s->catch_up)
 			s->next_due = Min(s->next_due, now + interval_ms * 1000);
 		s->interval_ms = interval_ms;
 		s->seen = true;
@@ -361,28 +412,53 @@ rule_execute_unit(void *arg)
 	return false;
 }
 
+static bool
+rule_mark_failed_unit(void *arg)
+{
+	RuleUnitArg *a = (RuleUnitArg *) arg;
+
+	RuleRunMarkFailed(a->state.run_id, last_unit_sqlstate, a->error);
+	return false;
+}
+
 /*
  * run_rule_now runs one rule in two units: the first commits the run's
  * "running" row, the second does the work, so that a crash in between
- * leaves a row to close out.  Then it sets when the rule is next due.
+ * leaves a row to close out.  If the second fails outside what
+ * RuleRunExecute guards (say, a lock timeout on the rule), a third records
+ * the run as failed.  Then it sets when the rule is next due.
  */
 static void
 run_rule_now(RuleSchedule *s, const char *trigger)
 {
 	RuleUnitArg a;
+	UnitBackoff rule_backoff = {0, 0};
+	bool		started_ok;
+	bool		executed_ok = false;
 	TimestampTz now;
 
 	memset(&a, 0, sizeof(a));
 	a.schedule = s;
 	a.trigger = trigger;
 
-	run_unit("lambda_detect: starting rule run", rule_start_unit, &a);
-	if (a.started)
-		run_unit("lambda_detect: running rule", rule_execute_unit, &a);
+	run_unit("lambda_detect: starting rule run", rule_start_unit, &a, &rule_backoff,
+			 &started_ok);
+	if (started_ok && a.started)
+	{
+		run_unit("lambda_detect: running rule", rule_execute_unit, &a, &rule_backoff,
+				 &executed_ok);
+		if (!executed_ok)
+		{
+			a.error = MemoryContextStrdup(worker_cxt,
+										  last_unit_error ? last_unit_error : "unknown error");
+			run_unit("lambda_detect: recording failed rule run", rule_mark_failed_unit, &a,
+					 &rule_backoff, NULL);
+		}
+	}
 	SharedStateRecordRuleRun();
 
 	now = GetCurrentTimestamp();
-	if (!a.started || a.error != NULL || unit_failures > 0)
+	if (!started_ok || !a.started || !executed_ok || a.error != NULL)
 	{
 		s->failures++;
 		s->catch_up = false;
@@ -404,14 +480,23 @@ run_rule_now(RuleSchedule *s, const char *trigger)
 
 /*
  * run_due_rules runs every rule that is due, and with force (candidates
- * were just stored) every rule not backing off after failures.
+ * were just stored) every rule not backing off after failures.  The list
+ * of rules is read again at most every naptime.
  */
 static void
-run_due_rules(bool force)
+run_due_rules(bool force, TimestampTz *next_schedule_load)
 {
-	TimestampTz now;
+	TimestampTz now = GetCurrentTimestamp();
 
-	run_unit("lambda_detect: reading rules", load_schedule_unit, NULL);
+	if (now >= *next_schedule_load && unit_ready(&schedule_backoff, now))
+	{
+		bool		ok;
+
+		run_unit("lambda_detect: reading rules", load_schedule_unit, NULL,
+				 &schedule_backoff, &ok);
+		if (ok)
+			*next_schedule_load = GetCurrentTimestamp() + (TimestampTz) ld_naptime_ms * 1000;
+	}
 	now = GetCurrentTimestamp();
 	for (int i = 0; i < nschedules; i++)
 	{
@@ -427,7 +512,7 @@ run_due_rules(bool force)
 	}
 }
 
-/* Milliseconds until the earliest rule is due (or a catch-up is pending). */
+/* Milliseconds until the earliest rule is due (0 when a catch-up is pending). */
 static long
 ms_until_next_rule(void)
 {
@@ -480,8 +565,9 @@ void
 LambdaDetectWorkerMain(Datum main_arg)
 {
 	TimestampTz next_scan = 0;
-	TimestampTz next_rules_check = 0;
+	TimestampTz next_schedule_load = 0;
 	char	   *scanned_dir = NULL;
+	bool		rules_were_on;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -506,6 +592,7 @@ LambdaDetectWorkerMain(Datum main_arg)
 	{
 		bool		more = false;
 		bool		candidates = false;
+		bool		ok;
 		TimestampTz now;
 		long		timeout;
 
@@ -515,7 +602,11 @@ LambdaDetectWorkerMain(Datum main_arg)
 		if (ConfigReloadPending)
 		{
 			ConfigReloadPending = false;
+			rules_were_on = ld_run_rules;
 			ProcessConfigFile(PGC_SIGHUP);
+			/* rules switched back on: every rule is due now, to catch up */
+			if (ld_run_rules && !rules_were_on)
+				nschedules = 0;
 			if (strcmp(ld_database, connected_db) != 0)
 			{
 				ereport(LOG,
@@ -524,17 +615,21 @@ LambdaDetectWorkerMain(Datum main_arg)
 				proc_exit(1);
 			}
 			next_scan = 0;
-			next_rules_check = 0;
+			next_schedule_load = 0;
 		}
 
 		if (!extension_present)
 		{
-			run_unit("lambda_detect: starting", startup_unit, NULL);
-			extension_present = !extension_missing_logged && unit_failures == 0;
+			now = GetCurrentTimestamp();
+			if (unit_ready(&startup_backoff, now))
+			{
+				run_unit("lambda_detect: starting", startup_unit, NULL, &startup_backoff, &ok);
+				extension_present = ok;
+			}
 			if (!extension_present)
 			{
-				wait_latch(unit_failures > 0 ?
-						   backoff_ms(unit_failures, BACKOFF_MAX_MS) :
+				wait_latch(startup_backoff.failures > 0 ?
+						   Min(ms_until_ready(&startup_backoff, GetCurrentTimestamp()), BACKOFF_MAX_MS) :
 						   Max(ld_naptime_ms, 5000));
 				continue;
 			}
@@ -542,12 +637,17 @@ LambdaDetectWorkerMain(Datum main_arg)
 		}
 
 		/* 1. one batch of the inbox */
+		now = GetCurrentTimestamp();
+		if (unit_ready(&ingest_backoff, now))
 		{
 			IngestCounts counts;
 
 			memset(&counts, 0, sizeof(counts));
 			SharedStateSetState("ingesting");
-			more = run_unit("lambda_detect: draining inbox", ingest_unit, &counts);
+			more = run_unit("lambda_detect: draining inbox", ingest_unit, &counts,
+							&ingest_backoff, &ok);
+			if (ok && counts.inbox_rows > 0)
+				SharedStateRecordIngest(counts.events, false);
 			candidates = counts.candidates > 0;
 		}
 		if (!extension_present)
@@ -555,14 +655,16 @@ LambdaDetectWorkerMain(Datum main_arg)
 
 		/* 2. the directory, when due */
 		now = GetCurrentTimestamp();
-		if (ld_inbox_dir[0] != '\0' &&
+		if (ld_inbox_dir[0] != '\0' && unit_ready(&scan_backoff, now) &&
 			(now >= next_scan || scanned_dir == NULL || strcmp(scanned_dir, ld_inbox_dir) != 0))
 		{
 			IngestCounts counts;
 
 			memset(&counts, 0, sizeof(counts));
 			SharedStateSetState("scanning");
-			run_unit("lambda_detect: scanning inbox_dir", scan_unit, &counts);
+			run_unit("lambda_detect: scanning inbox_dir", scan_unit, &counts, &scan_backoff, &ok);
+			if (ok)
+				SharedStateRecordIngest(counts.events, true);
 			candidates |= counts.candidates > 0;
 			if (scanned_dir)
 				pfree(scanned_dir);
@@ -572,26 +674,28 @@ LambdaDetectWorkerMain(Datum main_arg)
 
 		/* 3. the rules that are due, and all of them after new candidates */
 		now = GetCurrentTimestamp();
-		if (ld_run_rules && (candidates || now >= next_rules_check))
+		if (ld_run_rules &&
+			(candidates || now >= next_schedule_load || ms_until_next_rule() == 0))
 		{
 			SharedStateSetState("running rules");
-			run_due_rules(candidates);
-			next_rules_check = GetCurrentTimestamp() + (TimestampTz) ld_naptime_ms * 1000;
+			run_due_rules(candidates, &next_schedule_load);
 		}
 
+		/* 4. sleep until something is due, unless work is waiting */
 		SharedStateSetState("idle");
-		if (unit_failures > 0)
-			timeout = backoff_ms(unit_failures, BACKOFF_MAX_MS);
-		else if (more || (ld_run_rules && ms_until_next_rule() == 0))
+		now = GetCurrentTimestamp();
+		if (more && unit_ready(&ingest_backoff, now))
 			continue;
-		else
-		{
-			timeout = ld_naptime_ms;
-			if (ld_run_rules)
-				timeout = Min(timeout, ms_until_next_rule());
-			if (ld_inbox_dir[0] != '\0')
-				timeout = Min(timeout, (long) Max((next_scan - GetCurrentTimestamp()) / 1000, 0));
-		}
-		wait_latch(timeout);
+		timeout = ld_naptime_ms;
+		if (ld_run_rules)
+			timeout = Min(timeout, ms_until_next_rule());
+		if (ld_inbox_dir[0] != '\0')
+			timeout = Min(timeout,
+						  scan_backoff.failures > 0 ? ms_until_ready(&scan_backoff, now) :
+						  (long) Max((next_scan - now) / 1000, 0));
+		if (ingest_backoff.failures > 0)
+			timeout = Min(timeout, ms_until_ready(&ingest_backoff, now));
+		if (timeout > 0)
+			wait_latch(timeout);
 	}
 }
