@@ -6,7 +6,7 @@
 
 CREATE TABLE lambda_detect.rules (
     rule             text        PRIMARY KEY,
-    rule_uuid        uuid        NOT NULL UNIQUE,
+    rule_id        uuid        NOT NULL UNIQUE,
     name             text        NOT NULL,
     description      text        NOT NULL,
     version          integer     NOT NULL DEFAULT 1,
@@ -33,7 +33,7 @@ CREATE TABLE lambda_detect.rules (
 COMMENT ON TABLE lambda_detect.rules IS
     'Detection rule catalog: typed parameters and the C matcher each rule uses';
 COMMENT ON COLUMN lambda_detect.rules.rule IS 'Stable key of lower-case letters, digits and dashes (at most 100), e.g. lambda-public-invocation';
-COMMENT ON COLUMN lambda_detect.rules.rule_uuid IS 'Rule id; for the seed rule, Elastic''s rule_id';
+COMMENT ON COLUMN lambda_detect.rules.rule_id IS 'Rule id; for the seed rule, Elastic''s rule_id';
 COMMENT ON COLUMN lambda_detect.rules.name IS 'Display name';
 COMMENT ON COLUMN lambda_detect.rules.description IS 'What the rule detects and why it matters';
 COMMENT ON COLUMN lambda_detect.rules.version IS 'Rule version, copied onto each alert';
@@ -50,7 +50,7 @@ COMMENT ON COLUMN lambda_detect.rules.enabled IS 'Whether the worker runs the ru
 COMMENT ON COLUMN lambda_detect.rules.updated_at IS 'When the rule row last changed';
 
 INSERT INTO lambda_detect.rules
-    (rule, rule_uuid, name, description, version, matcher, severity, risk_score,
+    (rule, rule_id, name, description, version, matcher, severity, risk_score,
      run_interval, lookback, max_signals, mitre_tactics, mitre_techniques, "references")
 VALUES
     ('lambda-public-invocation',

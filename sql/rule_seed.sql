@@ -5,7 +5,7 @@
 \i sql/include/fresh_state.sql
 SET timezone = 'UTC';
 
-SELECT rule, rule_uuid, name, version, matcher, severity, risk_score, run_interval,
+SELECT rule, rule_id, name, version, matcher, severity, risk_score, run_interval,
        lookback, max_signals, mitre_tactics, mitre_techniques, enabled
   FROM lambda_detect.rules \gx
 
