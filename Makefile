@@ -60,6 +60,16 @@ install-listen-client: $(LISTEN_CLIENT)
 	$(MKDIR_P) '$(DESTDIR)$(bindir)'
 	$(INSTALL_PROGRAM) $(LISTEN_CLIENT) '$(DESTDIR)$(bindir)/$(LISTEN_CLIENT)'
 
+# The benchmark: tools/bench.sh builds this client and runs bench/run.sh.
+bench/latency: bench/latency.c
+	$(CC) $(CFLAGS) $(PG_CFLAGS) -I$(shell $(PG_CONFIG) --includedir) \
+		-o $@ $< -L$(shell $(PG_CONFIG) --libdir) -lpq
+EXTRA_CLEAN += bench/latency
+
+.PHONY: bench
+bench:
+	BENCH_SCALE=$(or $(BENCH_SCALE),quick) tools/bench.sh
+
 # pgTAP tests; PG* environment variables say where the server is.
 .PHONY: prove
 prove:

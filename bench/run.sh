@@ -1,0 +1,167 @@
+#!/usr/bin/env bash
+# The benchmark, run inside a throwaway cluster (tools/bench.sh starts it).
+# Every figure is measured here, in this run, next to its baseline:
+#   ingest  (a) log files through the worker's directory scan
+#           (b) client COPY into lambda_detect.inbox until the worker drained it
+#           (c) baseline: plain COPY into a one-column jsonb table, no index
+#           (d) baseline: COPY raw JSON, then INSERT ... SELECT of the same
+#               columns into a table with the same indexes
+#   rule    run_rule() with the default 60-minute window at two table sizes,
+#           against the same predicate over raw jsonb (no index)
+#   latency INSERT of one attack into the inbox -> NOTIFY at a libpq client
+#   storage bytes on disk per event against raw JSON bytes per event
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scale=${BENCH_SCALE:-quick}
+case "$scale" in
+	quick) N=50000; LARGE=500000; TRIALS=50 ;;
+	large) N=500000; LARGE=5000000; TRIALS=200 ;;
+	*) echo "BENCH_SCALE must be quick or large" >&2; exit 64 ;;
+esac
+PER_FILE=500						# records per CloudTrail log file
+ATTACK_EVERY=${BENCH_ATTACK_EVERY:-100000}	# one Lambda AddPermission in this many records
+json_out=${BENCH_JSON:-$PWD/bench/out/bench-$scale.json}
+mkdir -p "$(dirname "$json_out")"
+
+work=$(mktemp -d -t lambda_detect_bench.XXXXXX)
+chmod 777 "$work"
+trap 'rm -rf "$work"' EXIT
+mkdir -m 777 "$work/trail" "$work/staging"
+
+q() { psql -X -q -v ON_ERROR_STOP=1 -d postgres "$@"; }
+val() { psql -X -q -At -v ON_ERROR_STOP=1 -d postgres -c "$1"; }
+now() { date +%s.%N; }
+since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+wait_until() {	# wait_until SQL-boolean [seconds]: bounded poll
+	local deadline=$(( $(date +%s) + ${2:-600} ))
+	until [ "$(val "SELECT ($1)")" = t ]; do
+		[ "$(date +%s)" -lt "$deadline" ] || { echo "timed out waiting for: $1" >&2; exit 1; }
+		sleep 0.05
+	done
+}
+csv_json=(WITH "(FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')")
+
+echo "== lambda_detect benchmark, scale $scale: $N events per ingest path, rule at $((2 * N)) and $LARGE events"
+echo "   machine: $(nproc) cores, $(awk '/MemTotal/ { printf "%.0f GiB", $2 / 1048576 }' /proc/meminfo), $(psql -X -At -c 'SHOW server_version')"
+
+q -c "CREATE EXTENSION lambda_detect" -f bench/generate.sql -f bench/baselines.sql
+
+# --- data, untimed: set 1 as JSON lines, set 2 as gzipped log files ---------
+echo "== generating data"
+q -c "COPY (SELECT bench.record(i, $ATTACK_EVERY, 'b1')::text FROM generate_series(1, $N) i)
+      TO '$work/set1.jsonl' ${csv_json[*]}"
+q -c "SELECT bench.write_log_file(f * $PER_FILE + 1, least((f + 1) * $PER_FILE, $N),
+        format('$work/staging/AWSLogs/123456789012/CloudTrail/us-east-1/2026/11/%s/123456789012_CloudTrail_us-east-1_%s.json.gz',
+               lpad((1 + f % 28)::text, 2, '0'), f),
+        $ATTACK_EVERY, 'b2')
+      FROM generate_series(0, ($N - 1) / $PER_FILE) f" >/dev/null
+nfiles=$(find "$work/staging" -name '*.json.gz' | wc -l)
+raw_bytes=$(wc -c <"$work/set1.jsonl")
+raw_bytes_per_event=$(awk -v b="$raw_bytes" -v n="$N" 'BEGIN { printf "%.0f", b / n }')
+
+# --- (c) plain COPY of the raw JSON ------------------------------------------
+echo "== (c) baseline: COPY into a one-column jsonb table"
+t=$(now)
+q -c "\\copy bench.raw_json (doc) FROM '$work/set1.jsonl' ${csv_json[*]}"
+copy_s=$(since "$t")
+
+# --- (d) the naive SQL pipeline ----------------------------------------------
+echo "== (d) baseline: COPY, then INSERT ... SELECT into an indexed table"
+t=$(now)
+q -c "\\copy bench.naive_raw (doc) FROM '$work/set1.jsonl' ${csv_json[*]}" -c "SELECT bench.naive_insert()" >/dev/null
+naive_s=$(since "$t")
+
+# --- (b) client COPY into the inbox, drained by the worker --------------------
+echo "== (b) COPY into lambda_detect.inbox until the worker has drained it"
+t=$(now)
+q -c "\\copy lambda_detect.inbox (payload) FROM '$work/set1.jsonl' ${csv_json[*]}"
+wait_until "NOT EXISTS (SELECT 1 FROM lambda_detect.inbox)"
+inbox_s=$(since "$t")
+[ "$(val "SELECT count(*) FROM lambda_detect.events")" = "$N" ] || { echo "inbox: events missing" >&2; exit 1; }
+
+# --- (a) log files through the worker's directory scan ------------------------
+echo "== (a) $nfiles gzipped log files landing in lambda_detect.inbox_dir"
+q -c "ALTER SYSTEM SET lambda_detect.inbox_dir = '$work/trail'" \
+  -c "ALTER SYSTEM SET lambda_detect.file_settle_time = 0" \
+  -c "ALTER SYSTEM SET lambda_detect.scan_interval = '200ms'" -c "SELECT pg_reload_conf()" >/dev/null
+wait_until "(SELECT state FROM lambda_detect.worker_status()) IS NOT NULL" 10
+sleep 0.5	# let the worker take the reload before the files land (not part of a measurement)
+t=$(now)
+mv "$work/staging/AWSLogs" "$work/trail/AWSLogs"
+wait_until "(SELECT count(*) FROM lambda_detect.ingested_files) = $nfiles AND (SELECT count(*) FROM lambda_detect.events) = $((2 * N))"
+files_s=$(since "$t")
+q -c "ALTER SYSTEM RESET ALL" -c "SELECT pg_reload_conf()" >/dev/null
+
+# --- storage -----------------------------------------------------------------
+q -c "VACUUM ANALYZE lambda_detect.events" -c "CHECKPOINT"
+bytes_per_event=$(val "SELECT round(pg_total_relation_size('lambda_detect.events')::numeric / count(*)) FROM lambda_detect.events")
+
+# --- rule runs at two sizes ----------------------------------------------------
+rule_ms() { val "SELECT bench.median_rule_ms(5)"; }
+base_ms() { val "SELECT bench.median_baseline_ms(3)"; }
+echo "== rule run and raw-jsonb baseline at $((2 * N)) events"
+q -c "INSERT INTO bench.raw_json (doc) SELECT bench.record(i, $ATTACK_EVERY, 'b2') FROM generate_series(1, $N) i" \
+  -c "VACUUM ANALYZE bench.raw_json"
+small_events=$(val "SELECT count(*) FROM lambda_detect.events")
+candidates=$(val "SELECT candidates FROM lambda_detect.run_rule('lambda-public-invocation')")
+rule_small=$(rule_ms)
+base_small=$(base_ms)
+
+echo "== growing both tables to $LARGE events (older ingest times, as history is)"
+q -c "SELECT bench.grow_events($LARGE, $ATTACK_EVERY)" -c "VACUUM ANALYZE lambda_detect.events" \
+  -c "INSERT INTO bench.raw_json (doc) SELECT bench.record(i, $ATTACK_EVERY, 'b3') FROM generate_series(1, $LARGE - $((2 * N))) i" \
+  -c "VACUUM ANALYZE bench.raw_json" >/dev/null
+large_events=$(val "SELECT count(*) FROM lambda_detect.events")
+echo "== rule run and raw-jsonb baseline at $large_events events"
+rule_large=$(rule_ms)
+base_large=$(base_ms)
+
+# --- detection latency, default settings -------------------------------------
+echo "== detection latency over $TRIALS trials"
+bench/latency "$TRIALS" "dbname=postgres" >"$work/latency.txt"
+read -r p50 p99 < <(sort -n "$work/latency.txt" | awk '{ v[NR] = $1 } END {
+	i50 = int(0.50 * NR + 0.5); i99 = int(0.99 * NR + 0.5); if (i50 < 1) i50 = 1; if (i99 < 1) i99 = 1;
+	printf "%.1f %.1f\n", v[i50], v[i99] }')
+
+eps() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f", n / s }'; }
+files_eps=$(eps "$N" "$files_s"); inbox_eps=$(eps "$N" "$inbox_s")
+copy_eps=$(eps "$N" "$copy_s"); naive_eps=$(eps "$N" "$naive_s")
+
+cat >"$json_out" <<JSON
+{
+  "scale": "$scale",
+  "events": $large_events,
+  "events_small": $small_events,
+  "ingest_events_per_path": $N,
+  "candidates_in_window": $candidates,
+  "ingest_files_eps": $files_eps,
+  "ingest_inbox_eps": $inbox_eps,
+  "copy_raw_eps": $copy_eps,
+  "naive_sql_eps": $naive_eps,
+  "rule_ms_small": $rule_small,
+  "rule_ms_large": $rule_large,
+  "baseline_ms_small": $base_small,
+  "baseline_ms_large": $base_large,
+  "latency_p50_ms": $p50,
+  "latency_p99_ms": $p99,
+  "latency_trials": $TRIALS,
+  "bytes_per_event": $bytes_per_event,
+  "raw_bytes_per_event": $raw_bytes_per_event
+}
+JSON
+
+cat <<TABLE
+
+lambda_detect benchmark ($scale, $(nproc) cores)
+                                      measured      baseline      ratio    target
+ingest, files via the worker   (a)  $(printf '%8s ev/s' "$files_eps")  $(printf '%8s ev/s' "$copy_eps") (c)  $(printf '%6s' "$(ratio "$files_eps" "$copy_eps")")x  >= 0.8x
+ingest, inbox COPY + worker    (b)  $(printf '%8s ev/s' "$inbox_eps")  $(printf '%8s ev/s' "$naive_eps") (d)  $(printf '%6s' "$(ratio "$inbox_eps" "$naive_eps")")x  >= 1.0x
+run_rule at $(printf '%-8s' "$small_events") events     $(printf '%10s ms' "$rule_small")  $(printf '%10s ms' "$base_small")   $(printf '%6s' "$(ratio "$base_small" "$rule_small")")x faster  >= 100x
+run_rule at $(printf '%-8s' "$large_events") events     $(printf '%10s ms' "$rule_large")  $(printf '%10s ms' "$base_large")   $(printf '%6s' "$(ratio "$base_large" "$rule_large")")x faster
+run_rule, large / small                                                  $(printf '%6s' "$(ratio "$rule_large" "$rule_small")")x        <= 1.5x
+detection latency p50 / p99         $(printf '%7s ms' "$p50") / $(printf '%s ms' "$p99")                                  <= 500 / 2000 ms
+storage per event                   $(printf '%8s B' "$bytes_per_event")       $(printf '%8s B' "$raw_bytes_per_event") raw JSON  $(printf '%6s' "$(ratio "$bytes_per_event" "$raw_bytes_per_event")")x  <= 1.5x
+($candidates candidate events in the rule's window; figures also in $json_out)
+TABLE
