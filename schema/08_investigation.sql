@@ -81,7 +81,7 @@ RETURNS lambda_detect.investigation_settings
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT pg_catalog.coalesce(
+    SELECT COALESCE(
         (SELECT s FROM lambda_detect.investigation_settings s),
         ROW(true, 'UTC', time '09:00', time '18:00', '{1,2,3,4,5}'::integer[],
             interval '90 days', interval '1 hour')::lambda_detect.investigation_settings)
@@ -281,9 +281,9 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     settings   lambda_detect.investigation_settings := lambda_detect.effective_investigation_settings();
-    day_start  time := pg_catalog.coalesce(hours_start, settings.business_hours_start);
-    day_end    time := pg_catalog.coalesce(hours_end, settings.business_hours_end);
-    days       integer[] := pg_catalog.coalesce(business_days, settings.business_days);
+    day_start  time := COALESCE(hours_start, settings.business_hours_start);
+    day_end    time := COALESCE(hours_end, settings.business_hours_end);
+    days       integer[] := COALESCE(business_days, settings.business_days);
     clock      time;
     dow        integer;
     shift_day  integer;
@@ -299,7 +299,7 @@ BEGIN
         RAISE EXCEPTION 'business_days must be ISO day numbers, 1 (Monday) to 7 (Sunday)'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    zone := pg_catalog.coalesce(time_zone, settings.time_zone);
+    zone := COALESCE(time_zone, settings.time_zone);
     local_time := pg_catalog.timezone(zone, at_time);
     local_day := pg_catalog.to_char(local_time, 'FMDay');
     clock := local_time::time;
@@ -363,7 +363,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     a      lambda_detect.alerts := lambda_detect.find_alert(alert_actor.alert_id);
-    span   interval := pg_catalog.coalesce(alert_actor.history,
+    span   interval := COALESCE(alert_actor.history,
                                            (lambda_detect.effective_investigation_settings()).history);
 BEGIN
     IF NOT span > interval '0' THEN
@@ -491,7 +491,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     a      lambda_detect.alerts := lambda_detect.find_alert(alert_source.alert_id);
-    span   interval := pg_catalog.coalesce(alert_source.history,
+    span   interval := COALESCE(alert_source.history,
                                            (lambda_detect.effective_investigation_settings()).history);
 BEGIN
     IF NOT span > interval '0' THEN
@@ -600,7 +600,7 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     a      lambda_detect.alerts := lambda_detect.find_alert(alert_related_events.alert_id);
-    span   interval := pg_catalog.coalesce(alert_related_events.time_window,
+    span   interval := COALESCE(alert_related_events.time_window,
                                            (lambda_detect.effective_investigation_settings()).correlation_window);
     lo     timestamptz;
     hi     timestamptz;
@@ -611,7 +611,8 @@ BEGIN
     lo := a.event_time - span;
     hi := a.event_time + span;
     -- one arm per investigation index: (actor_arn, event_time),
-    -- (access_key_id, event_time), (source_ip, event_time)
+    -- (access_key_id, event_time), (source_ip, event_time); the arms are
+    -- separate so that a busy hour does not turn them into one time scan
     RETURN QUERY
     SELECT pg_catalog.array_remove(ARRAY[
                CASE WHEN e.actor_arn = a.actor_arn THEN 'actor' END,
@@ -623,9 +624,15 @@ BEGIN
            e.source_address, e.user_agent, e.request_parameters,
            e.event_id = a.event_id
       FROM lambda_detect.events e
-     WHERE (e.actor_arn = a.actor_arn AND e.event_time >= lo AND e.event_time <= hi)
-        OR (e.access_key_id = a.access_key_id AND e.event_time >= lo AND e.event_time <= hi)
-        OR (e.source_ip = a.source_ip AND e.event_time >= lo AND e.event_time <= hi)
+     WHERE e.event_id IN (
+               SELECT x.event_id FROM lambda_detect.events x
+                WHERE x.actor_arn = a.actor_arn AND x.event_time >= lo AND x.event_time <= hi
+               UNION
+               SELECT x.event_id FROM lambda_detect.events x
+                WHERE x.access_key_id = a.access_key_id AND x.event_time >= lo AND x.event_time <= hi
+               UNION
+               SELECT x.event_id FROM lambda_detect.events x
+                WHERE x.source_ip = a.source_ip AND x.event_time >= lo AND x.event_time <= hi)
      ORDER BY e.event_time, e.event_id;
 END;
 $$;
@@ -649,12 +656,12 @@ AS $$
 DECLARE
     a   lambda_detect.alerts := lambda_detect.find_alert(alert_remediation.alert_id);
 BEGIN
-    function_ref := pg_catalog.coalesce(a.function_arn, a.function_name);
+    function_ref := COALESCE(a.function_arn, a.function_name);
     statement_id := a.statement_id;
     IF pg_catalog.jsonb_typeof(a.request_parameters -> 'qualifier') = 'string' THEN
         qualifier := NULLIF(a.request_parameters ->> 'qualifier', '');
     END IF;
-    region := pg_catalog.coalesce(NULLIF(a.aws_region, ''),
+    region := COALESCE(NULLIF(a.aws_region, ''),
                                   CASE WHEN a.function_arn LIKE 'arn:%'
                                        THEN NULLIF(pg_catalog.split_part(a.function_arn, ':', 4), '') END);
     IF function_ref IS NULL OR function_ref = '' THEN
@@ -743,7 +750,9 @@ BEGIN
     SELECT x.* INTO a FROM lambda_detect.alerts x
      WHERE x.alert_id = acknowledge_alert.alert_id FOR UPDATE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'alert % does not exist', alert_id USING ERRCODE = 'no_data_found';
+        RAISE EXCEPTION 'alert % does not exist', alert_id
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'SELECT alert_id, status, function_name FROM lambda_detect.alerts ORDER BY alert_id DESC lists the alerts.';
     END IF;
     IF a.status = 'acknowledged' THEN
         RAISE EXCEPTION 'alert % is already acknowledged', alert_id
@@ -787,7 +796,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'The resolution is true_positive, false_positive or benign.';
     END IF;
-    IF pg_catalog.btrim(pg_catalog.coalesce(note, '')) = '' THEN
+    IF pg_catalog.btrim(COALESCE(note, '')) = '' THEN
         RAISE EXCEPTION 'closing an alert needs a note'
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Say why: what was found, who confirmed it, what was done.';
@@ -795,7 +804,9 @@ BEGIN
     SELECT x.* INTO a FROM lambda_detect.alerts x
      WHERE x.alert_id = close_alert.alert_id FOR UPDATE;
     IF NOT FOUND THEN
-        RAISE EXCEPTION 'alert % does not exist', alert_id USING ERRCODE = 'no_data_found';
+        RAISE EXCEPTION 'alert % does not exist', alert_id
+            USING ERRCODE = 'no_data_found',
+                  HINT = 'SELECT alert_id, status, function_name FROM lambda_detect.alerts ORDER BY alert_id DESC lists the alerts.';
     END IF;
     IF a.status = 'closed' THEN
         RAISE EXCEPTION 'alert % is already closed', alert_id

@@ -4,14 +4,8 @@
 --
 -- A second session (dblink) LISTENs; this session inserts and polls that
 -- session's notifications with a deadline.
-\set ON_ERROR_STOP 1
-\set QUIET 1
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS lambda_detect;
+\ir helpers/setup.sql
 CREATE EXTENSION IF NOT EXISTS dblink;
-\ir helpers/wait_for.sql
-\ir helpers/cloudtrail.sql
 
 SELECT plan(19);
 

@@ -1,10 +1,6 @@
 -- PUBLIC can read no event or alert data and call no function, in the
 -- database where the worker runs; hygiene of every function.
-\set ON_ERROR_STOP 1
-\set QUIET 1
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS lambda_detect;
+\ir helpers/setup.sql
 
 SELECT plan(14);
 

@@ -5,12 +5,7 @@
 --
 -- The folder is named by the environment variable PG_SAMPLES_DIR
 -- (tools/lib/run-tests.sh sets it); without it every test is skipped.
-\set ON_ERROR_STOP 1
-\set QUIET 1
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS lambda_detect;
-\ir helpers/wait_for.sql
+\ir helpers/setup.sql
 
 SELECT plan(16);
 

@@ -8,13 +8,7 @@
 -- clusters running side by side on one machine do not share it.  Each file
 -- is written under a hidden name and renamed into place, as s3 sync does, so
 -- that the worker never sees it half-written.
-\set ON_ERROR_STOP 1
-\set QUIET 1
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS lambda_detect;
-\ir helpers/wait_for.sql
-\ir helpers/cloudtrail.sql
+\ir helpers/setup.sql
 
 SELECT plan(20);
 

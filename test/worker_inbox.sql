@@ -2,13 +2,7 @@
 -- deduplication by eventID, dead letters for bad input next to good records,
 -- and the heartbeat.  Rows are inserted in autocommit statements (the worker
 -- only sees committed rows), then the test waits for the effect.
-\set ON_ERROR_STOP 1
-\set QUIET 1
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS lambda_detect;
-\ir helpers/wait_for.sql
-\ir helpers/cloudtrail.sql
+\ir helpers/setup.sql
 
 SELECT plan(23);
 

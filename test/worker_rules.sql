@@ -2,13 +2,7 @@
 -- the inbox is alerted within seconds (the run right after the ingest
 -- batch), a burst of matches larger than max_signals is alerted in full by
 -- catch-up runs with no manual step, and a near miss never alerts.
-\set ON_ERROR_STOP 1
-\set QUIET 1
-SET client_min_messages = warning;
-CREATE EXTENSION IF NOT EXISTS pgtap;
-CREATE EXTENSION IF NOT EXISTS lambda_detect;
-\ir helpers/wait_for.sql
-\ir helpers/cloudtrail.sql
+\ir helpers/setup.sql
 
 SELECT plan(21);
 

@@ -38,8 +38,25 @@ build_and_install() {
 	as_root make -s PG_CONFIG=/usr/lib/postgresql/15/bin/pg_config install >/dev/null
 }
 
-# Options of the throwaway cluster: the worker needs the library preloaded.
+# free_port prints a TCP port no server listens on and no Unix socket uses.
+# Installing postgresql-15 starts a cluster on 5432 on a fresh machine, and
+# pg_virtualenv -t does not see it, so the throwaway cluster must be told.
+free_port() {
+	local p
+	for p in $(seq 5433 5599); do
+		[ -e "/var/run/postgresql/.s.PGSQL.$p" ] && continue
+		[ -e "/tmp/.s.PGSQL.$p" ] && continue
+		(echo >"/dev/tcp/127.0.0.1/$p") 2>/dev/null && continue
+		echo "$p"
+		return
+	done
+	echo "no free port between 5433 and 5599" >&2
+	return 1
+}
+
+# Options of the throwaway cluster: a free port; the worker needs the library preloaded.
 LAMBDA_DETECT_CLUSTER_OPTS=(
+	-c "-p $(free_port)"
 	-o "shared_preload_libraries=lambda_detect"
 )
 
