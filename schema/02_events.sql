@@ -84,3 +84,20 @@ COMMENT ON INDEX lambda_detect.events_source_ip_time_idx IS 'Investigation: what
 
 CREATE INDEX events_event_time_idx ON lambda_detect.events (event_time);
 COMMENT ON INDEX lambda_detect.events_event_time_idx IS 'Investigation and retention by event time';
+
+-- The record and the JSON columns are compressed with lz4 where the server
+-- has it: pglz gives up on most CloudTrail records (their IDs and keys leave
+-- less than the 25% saving it requires) after spending the time to try,
+-- while lz4 is several times faster and keeps what it saves.  Measured with
+-- make bench: about 8% less disk per event and faster ingestion.
+DO $$
+BEGIN
+    IF 'lz4' = ANY (SELECT pg_catalog.unnest(enumvals) FROM pg_catalog.pg_settings
+                     WHERE name = 'default_toast_compression') THEN
+        ALTER TABLE lambda_detect.events
+            ALTER COLUMN record SET COMPRESSION lz4,
+            ALTER COLUMN request_parameters SET COMPRESSION lz4,
+            ALTER COLUMN response_elements SET COMPRESSION lz4;
+    END IF;
+END
+$$;

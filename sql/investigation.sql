@@ -381,3 +381,31 @@ SELECT * FROM pg_temp.scans_since();
 COMMIT;
 
 DELETE FROM lambda_detect.known_networks;
+
+-- ---------------------------------------------------------------------------
+-- Hostile objects in public, first on the caller's search_path, are never
+-- called: every function pins search_path = pg_catalog, pg_temp
+CREATE FUNCTION public.lower(text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'hostile public.lower() called'; END $$;
+CREATE FUNCTION public.replace(text, text, text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'hostile public.replace() called'; END $$;
+CREATE FUNCTION public.timezone(text, timestamptz) RETURNS timestamp LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'hostile public.timezone() called'; END $$;
+CREATE FUNCTION public.hostile_eq(text, text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'hostile public.= called'; END $$;
+CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.hostile_eq);
+CREATE FUNCTION public.hostile_ineq(inet, inet) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'hostile public.= on inet called'; END $$;
+CREATE OPERATOR public.= (LEFTARG = inet, RIGHTARG = inet, FUNCTION = public.hostile_ineq);
+SET search_path = public, pg_catalog;
+SELECT lambda_detect.investigate(:attack) #>> '{remediation,remove_permission_command}' AS revert,
+       lambda_detect.investigate(:attack) #>> '{related,events}' AS related,
+       lambda_detect.investigate(:attack) #>> '{source,user_agent_class}' AS ua_class;
+SELECT lambda_detect.shell_quote('it''s') AS quoted, lambda_detect.classify_user_agent('Boto3/1.34') AS class,
+       (lambda_detect.off_hours('2026-11-01 10:00:00+00', 'Asia/Tokyo')).local_day AS tokyo_day;
+SELECT count(*) AS related FROM lambda_detect.alert_related_events(:attack);
+RESET search_path;
+DROP OPERATOR public.= (text, text);
+DROP OPERATOR public.= (inet, inet);
+DROP FUNCTION public.hostile_eq(text, text), public.hostile_ineq(inet, inet), public.lower(text),
+              public.replace(text, text, text), public.timezone(text, timestamptz);

@@ -139,8 +139,9 @@ SELECT alert_id, status, resolution, status_note, status_changed_by IS NOT NULL 
 
 -- ---------------------------------------------------------------------------
 -- For people coming from Elastic: the same alert under ECS names
-SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) AS alerts_ecs_columns
-  FROM pg_attribute WHERE attrelid = 'lambda_detect.alerts_ecs'::regclass AND attnum > 0;
+SELECT attnum, attname AS alerts_ecs_column, format_type(atttypid, atttypmod) AS type
+  FROM pg_attribute WHERE attrelid = 'lambda_detect.alerts_ecs'::regclass AND attnum > 0
+ ORDER BY attnum;
 SELECT jsonb_pretty(to_jsonb(e) - 'kibana.alert.workflow_status_updated_at')
   FROM lambda_detect.alerts_ecs e WHERE "lambda_detect.alert_id" = 1;
 SELECT "event.action", "cloud.account.id", "source.ip", "user_agent.original",
@@ -196,6 +197,22 @@ SELECT count(*) FROM lambda_detect.alerts;
 SELECT severity, open, acknowledged FROM lambda_detect.open_alerts;
 SELECT count(*) FROM lambda_detect.alerts_ecs;
 RESET ROLE;
+
+-- hostile objects in public, first on the caller's search_path, are never called
+CREATE FUNCTION public.btrim(text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'hostile public.btrim() called'; END $$;
+CREATE FUNCTION public.now() RETURNS timestamptz LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'hostile public.now() called'; END $$;
+CREATE FUNCTION public.hostile_eq(text, text) RETURNS boolean LANGUAGE plpgsql AS $$
+BEGIN RAISE EXCEPTION 'hostile public.= called'; END $$;
+CREATE OPERATOR public.= (LEFTARG = text, RIGHTARG = text, FUNCTION = public.hostile_eq);
+SET search_path = public, pg_catalog;
+SELECT alert_id, status FROM lambda_detect.acknowledge_alert(2, 'hostile path');
+SELECT alert_id, status, resolution FROM lambda_detect.close_alert(2, 'benign', 'hostile path');
+SELECT severity, open, acknowledged FROM lambda_detect.open_alerts;
+RESET search_path;
+DROP OPERATOR public.= (text, text);
+DROP FUNCTION public.hostile_eq(text, text), public.btrim(text), public.now();
 
 DROP OWNED BY regress_analyst_triage, regress_analyst_old, regress_alerts_only;
 DROP ROLE regress_analyst_triage, regress_analyst_old, regress_alerts_only;

@@ -66,12 +66,19 @@ static SPIPlanPtr alert_plan = NULL;
 static SPIPlanPtr horizon_plan = NULL;
 static SPIPlanPtr mark_failed_plan = NULL;
 
+/*
+ * prepare_kept prepares a statement once per backend and keeps its plan.
+ * The candidate query is planned afresh at each run instead (custom_plan),
+ * so that a plan made while events was small never outlives that.
+ */
 static SPIPlanPtr
-prepare_kept(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
+prepare_kept_opts(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
+				  bool custom_plan)
 {
 	if (*cache == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes,
+											  custom_plan ? CURSOR_OPT_CUSTOM_PLAN : 0);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -79,6 +86,12 @@ prepare_kept(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
 		*cache = plan;
 	}
 	return *cache;
+}
+
+static SPIPlanPtr
+prepare_kept(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
+{
+	return prepare_kept_opts(cache, sql, nargs, argtypes, false);
 }
 
 static TimestampTz oldest_open_transaction_start(TimestampTz limit);
@@ -320,7 +333,7 @@ execute_rule(void *arg)
 	StringInfoData reason;
 	MemoryContext rowcxt;
 
-	prepare_kept(&candidates_plan,
+	prepare_kept_opts(&candidates_plan,
 				 "SELECT e.event_id, e.event_source, e.event_name, e.error_code,"
 				 "       e.error_message, e.request_parameters,"
 				 "       EXISTS (SELECT 1 FROM lambda_detect.alerts a"
@@ -329,7 +342,7 @@ execute_rule(void *arg)
 				 " WHERE " LD_CANDIDATE_PREDICATE("e")
 				 "   AND e.ingested_at >= $1 AND e.ingested_at <= $2"
 				 " ORDER BY e.ingested_at",
-				 3, argtypes);
+				 3, argtypes, true);
 	values[0] = TimestampTzGetDatum(state->window_start);
 	values[1] = TimestampTzGetDatum(state->window_end);
 	values[2] = CStringGetTextDatum(state->rule);
