@@ -28,7 +28,7 @@ SCHEMA_PARTS = $(sort $(wildcard schema/[0-9]*.sql))
 DATA_built = lambda_detect--$(EXTVERSION).sql
 DATA = $(wildcard schema/upgrades/lambda_detect--*--*.sql)
 
-REGRESS = normalize ingest_inbox ingest_files rule_seed rule_window notify_payload explain security privileges settings
+REGRESS = normalize ingest_inbox ingest_files rule_seed rule_window notify_payload explain security privileges settings investigation triage
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
 PG_CPPFLAGS = -I$(srcdir)/src -DLAMBDA_DETECT_VERSION=\"$(EXTVERSION)\"

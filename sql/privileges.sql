@@ -11,11 +11,23 @@ GRANT USAGE ON SCHEMA lambda_detect TO regress_ingest;
 GRANT INSERT ON lambda_detect.inbox TO regress_ingest;
 GRANT USAGE ON SCHEMA lambda_detect TO regress_analyst;
 GRANT SELECT ON ALL TABLES IN SCHEMA lambda_detect TO regress_analyst;
-GRANT UPDATE (status, status_note) ON lambda_detect.alerts TO regress_analyst;
-GRANT EXECUTE ON FUNCTION lambda_detect.worker_status() TO regress_analyst;
+GRANT UPDATE (status, status_note, resolution) ON lambda_detect.alerts TO regress_analyst;
+GRANT EXECUTE ON FUNCTION
+    lambda_detect.worker_status(),
+    lambda_detect.investigate(bigint), lambda_detect.alert_actor(bigint, interval),
+    lambda_detect.alert_request(bigint), lambda_detect.alert_source(bigint, interval),
+    lambda_detect.alert_timing(bigint, text), lambda_detect.alert_related_events(bigint, interval),
+    lambda_detect.alert_remediation(bigint), lambda_detect.find_alert(bigint),
+    lambda_detect.effective_investigation_settings(),
+    lambda_detect.off_hours(timestamptz, text, time, time, integer[]),
+    lambda_detect.classify_user_agent(text), lambda_detect.parse_policy_statement(text),
+    lambda_detect.shell_quote(text), lambda_detect.cli_option(text, text),
+    lambda_detect.acknowledge_alert(bigint, text), lambda_detect.close_alert(bigint, text, text)
+  TO regress_analyst;
 GRANT USAGE ON SCHEMA lambda_detect TO regress_admin;
 GRANT SELECT, UPDATE ON lambda_detect.rules TO regress_admin;
 GRANT EXECUTE ON FUNCTION lambda_detect.run_rule(text, timestamptz), lambda_detect.ingest_now() TO regress_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON lambda_detect.investigation_settings, lambda_detect.known_networks TO regress_admin;
 
 -- ingest: can submit, cannot read back or drain
 SET ROLE regress_ingest;
@@ -34,6 +46,7 @@ SELECT alerts_created, status FROM lambda_detect.run_rule('lambda-public-invocat
 UPDATE lambda_detect.rules SET max_signals = 50 WHERE rule = 'lambda-public-invocation';
 SELECT count(*) FROM lambda_detect.events;
 SELECT count(*) FROM lambda_detect.alerts;
+INSERT INTO lambda_detect.known_networks (network, name) VALUES ('10.0.0.0/8', 'corporate');
 RESET ROLE;
 UPDATE lambda_detect.rules SET max_signals = 100 WHERE rule = 'lambda-public-invocation';
 
@@ -42,8 +55,10 @@ SET ROLE regress_analyst;
 SELECT event_id, principal, status FROM lambda_detect.alerts;
 SELECT count(*) FROM lambda_detect.events;
 SELECT state <> '' AS has_state FROM lambda_detect.worker_health;
-UPDATE lambda_detect.alerts SET status = 'acknowledged', status_note = 'looking' WHERE event_id = 'pr-1';
+SELECT status FROM lambda_detect.acknowledge_alert((SELECT alert_id FROM lambda_detect.alerts WHERE event_id = 'pr-1'), 'looking');
 SELECT status, status_changed_by FROM lambda_detect.alerts WHERE event_id = 'pr-1';
+SELECT (lambda_detect.investigate((SELECT alert_id FROM lambda_detect.alerts WHERE event_id = 'pr-1'))) IS NOT NULL AS can_investigate;
+SELECT status, resolution FROM lambda_detect.close_alert((SELECT alert_id FROM lambda_detect.alerts WHERE event_id = 'pr-1'), 'true_positive', 'removed');
 UPDATE lambda_detect.alerts SET principal = 'nobody' WHERE event_id = 'pr-1';
 DELETE FROM lambda_detect.alerts;
 UPDATE lambda_detect.rules SET enabled = false;

@@ -127,8 +127,8 @@ SELECT pg_temp.error_of(q) FROM unnest(ARRAY[
   $q$INSERT INTO lambda_detect.alerts (rule, rule_version, event_id, event_time, ingested_at, severity,
        risk_score, reason, event_name, status)
      VALUES ('lambda-public-invocation', 1, 'tr-x', now(), now(), 'medium', 47, 'x', 'AddPermission', 'closed')$q$]) AS q;
--- allowed directly: open -> acknowledged, closing with a resolution, a
--- later note on a closed alert, re-acknowledging nothing (same status)
+-- allowed directly: open -> acknowledged, setting the same status again
+-- (nothing changes), closing with a resolution, a later note on a closed alert
 UPDATE lambda_detect.alerts SET status = 'acknowledged' WHERE alert_id = 3;
 UPDATE lambda_detect.alerts SET status = 'acknowledged', status_note = 'still on it' WHERE alert_id = 3;
 UPDATE lambda_detect.alerts SET status = 'closed', resolution = 'false_positive', status_note = 'test account'

@@ -3,4 +3,5 @@ SET client_min_messages = warning;
 CREATE EXTENSION IF NOT EXISTS lambda_detect;
 TRUNCATE lambda_detect.inbox, lambda_detect.events, lambda_detect.ingest_errors,
          lambda_detect.ingested_files, lambda_detect.ingest_runs, lambda_detect.rule_runs,
-         lambda_detect.alerts RESTART IDENTITY;
+         lambda_detect.alerts, lambda_detect.known_networks,
+         lambda_detect.investigation_settings RESTART IDENTITY;

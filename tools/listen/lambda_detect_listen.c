@@ -345,19 +345,41 @@ catch_up(PGconn *conn, const Options *opts, int64_t *last_id, long delivered_so_
 	}
 }
 
-/* Connects and LISTENs; NULL (after a message) when the server is unreachable. */
+/* With --quiet, libpq's own notices (a terminated connection) stay quiet too. */
+static void
+quiet_notice(void *arg, const char *message)
+{
+	(void) arg;
+	(void) message;
+}
+
+/*
+ * Connects and LISTENs; NULL (after a message) when the server is
+ * unreachable.  A server that answers with a refusal before the client has
+ * ever connected (no such database, authentication failed) will go on
+ * refusing: that is a setup error, and the client exits.
+ */
 static PGconn *
-connect_and_listen(const Options *opts, int64_t *last_id)
+connect_and_listen(const Options *opts, int64_t *last_id, bool ever_connected)
 {
 	PGconn	   *conn = PQconnectdb(opts->conninfo);
 	PGresult   *res;
 
 	if (PQstatus(conn) != CONNECTION_OK)
 	{
+		if (!ever_connected && strstr(PQerrorMessage(conn), "FATAL") != NULL)
+		{
+			fprintf(stderr, "%s: the server refused the connection: %s",
+					progname, PQerrorMessage(conn));
+			PQfinish(conn);
+			exit(EXIT_SETUP);
+		}
 		note(opts, "could not connect: %s", PQerrorMessage(conn));
 		PQfinish(conn);
 		return NULL;
 	}
+	if (opts->quiet)
+		PQsetNoticeProcessor(conn, quiet_notice, NULL);
 	res = PQexec(conn, "SET search_path = pg_catalog, pg_temp; LISTEN " CHANNEL);
 	if (PQresultStatus(res) != PGRES_COMMAND_OK)
 	{
@@ -466,6 +488,7 @@ main(int argc, char **argv)
 	Options		opts;
 	int64_t		last_id;
 	int			backoff = 1;
+	bool		ever_connected = false;
 	long		delivered = 0;
 	time_t		last_alert_at = time(NULL);
 	struct sigaction sa;
@@ -494,7 +517,7 @@ main(int argc, char **argv)
 
 	while (!stop_requested)
 	{
-		PGconn	   *conn = connect_and_listen(&opts, &last_id);
+		PGconn	   *conn = connect_and_listen(&opts, &last_id, ever_connected);
 		long		n;
 
 		if (conn == NULL)
@@ -505,6 +528,7 @@ main(int argc, char **argv)
 			continue;
 		}
 		backoff = 1;
+		ever_connected = true;
 
 		/* catch up, then wait for wake-ups; each wake-up reads the table again */
 		n = catch_up(conn, &opts, &last_id, delivered);
