@@ -648,7 +648,7 @@ LambdaDetectWorkerMain(Datum main_arg)
 							&ingest_backoff, &ok);
 			if (ok && counts.inbox_rows > 0)
 				SharedStateRecordIngest(counts.events, false);
-			candidates = counts.candidates > 0;
+			candidates = ok && counts.candidates > 0;
 		}
 		if (!extension_present)
 			continue;
@@ -665,6 +665,7 @@ LambdaDetectWorkerMain(Datum main_arg)
 			run_unit("lambda_detect: scanning inbox_dir", scan_unit, &counts, &scan_backoff, &ok);
 			if (ok)
 				SharedStateRecordIngest(counts.events, true);
+			/* a scan that failed midway committed its earlier chunks */
 			candidates |= counts.candidates > 0;
 			if (scanned_dir)
 				pfree(scanned_dir);
