@@ -20,6 +20,10 @@ OBJS = \
 	src/ingest.o \
 	src/files.o \
 	src/rule_lambda_public.o \
+	src/rule_wildcard_action.o \
+	src/rule_function_url.o \
+	src/rule_cross_account.o \
+	src/exceptions.o \
 	src/rule_engine.o \
 	src/worker.o
 
@@ -28,7 +32,7 @@ SCHEMA_PARTS = $(sort $(wildcard schema/[0-9]*.sql))
 DATA_built = lambda_detect--$(EXTVERSION).sql
 DATA = $(wildcard schema/upgrades/lambda_detect--*--*.sql)
 
-REGRESS = normalize ingest_inbox ingest_files rule_seed rule_window notify_payload explain security privileges settings investigation triage
+REGRESS = normalize ingest_inbox ingest_files rule_seed rule_window rule_companions exceptions notify_payload explain security privileges settings investigation triage
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
 PG_CPPFLAGS = -I$(srcdir)/src -DLAMBDA_DETECT_VERSION=\"$(EXTVERSION)\"

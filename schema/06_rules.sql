@@ -2,7 +2,9 @@
 --
 -- A rule is typed parameters plus the name of a matcher implemented in C
 -- (never SQL text).  run_rule() applies one rule to the events ingested in
--- its window and records the run in rule_runs.
+-- its window and records the run in rule_runs.  The seed rule keeps exact
+-- parity with Elastic's; three companion rules cover what it is known to
+-- miss (docs/rules.md).
 
 CREATE TABLE lambda_detect.rules (
     rule             text        PRIMARY KEY,
@@ -27,7 +29,10 @@ CREATE TABLE lambda_detect.rules (
     CONSTRAINT rules_run_interval_check CHECK (run_interval >= interval '1 second'),
     CONSTRAINT rules_lookback_check CHECK (lookback > interval '0'),
     CONSTRAINT rules_max_signals_check CHECK (max_signals BETWEEN 1 AND 100000),
-    CONSTRAINT rules_matcher_check CHECK (matcher IN ('lambda_public_invocation'))
+    CONSTRAINT rules_matcher_check CHECK (matcher IN ('lambda_public_invocation',
+                                                      'lambda_public_wildcard_action',
+                                                      'lambda_function_url_public',
+                                                      'lambda_cross_account_invocation'))
 );
 
 COMMENT ON TABLE lambda_detect.rules IS
@@ -66,6 +71,56 @@ VALUES
      ARRAY['https://docs.aws.amazon.com/lambda/latest/api/API_AddPermission.html',
            'https://docs.aws.amazon.com/lambda/latest/dg/access-control-resource-based.html']);
 
+-- The companion rules: the gaps of the seed rule, each a rule of its own so
+-- that the seed keeps parity and every alert says which rule fired.  Their
+-- rule_ids are fixed, so that they are the same in every installation.
+-- Severity, risk score and MITRE ids are argued in docs/rules.md.
+INSERT INTO lambda_detect.rules
+    (rule, rule_id, name, description, version, matcher, severity, risk_score,
+     run_interval, lookback, max_signals, mitre_tactics, mitre_techniques, "references")
+VALUES
+    ('lambda-public-wildcard-action',
+     'c1835994-948f-4944-8dd0-ebd4f595554f',
+     'AWS Lambda Function Policy Updated to Allow Public Invocation with a Wildcard or Case-Variant Action',
+     'Identifies a successful AddPermission call granting a principal starting with "*" the action '
+     '"lambda:*", "*", or a case variant of lambda:InvokeFunction (IAM action names are '
+     'case-insensitive), which the seed rule lambda-public-invocation does not match.  "lambda:*" '
+     'and "*" open every function action to anyone, not only invocation; an unusual spelling of '
+     'the action can be a deliberate evasion.  Never fires for an event the seed rule matches.',
+     1, 'lambda_public_wildcard_action', 'high', 73,
+     interval '10 minutes', interval '60 minutes', 100,
+     ARRAY['TA0003'], ARRAY['T1546'],
+     ARRAY['https://docs.aws.amazon.com/lambda/latest/api/API_AddPermission.html',
+           'https://docs.aws.amazon.com/IAM/latest/UserGuide/reference_policies_elements_action.html',
+           'https://docs.aws.amazon.com/lambda/latest/dg/access-control-resource-based.html']),
+    ('lambda-function-url-public',
+     'a8f31ce3-bd59-41af-a1ae-e4eba85ad1c3',
+     'AWS Lambda Function URL Configured Without Authentication',
+     'Identifies a successful CreateFunctionUrlConfig or UpdateFunctionUrlConfig call with '
+     'authType NONE: the function gets an HTTPS endpoint on which Lambda performs no IAM '
+     'authentication, so whoever its resource-based policy admits can call it without AWS '
+     'credentials.  These are not AddPermission events, so the seed rule never sees them.',
+     1, 'lambda_function_url_public', 'medium', 47,
+     interval '10 minutes', interval '60 minutes', 100,
+     ARRAY['TA0003'], ARRAY['T1546'],
+     ARRAY['https://docs.aws.amazon.com/lambda/latest/api/API_CreateFunctionUrlConfig.html',
+           'https://docs.aws.amazon.com/lambda/latest/api/API_UpdateFunctionUrlConfig.html',
+           'https://docs.aws.amazon.com/lambda/latest/dg/urls-auth.html']),
+    ('lambda-cross-account-invocation',
+     'f0e02c9d-0711-4f10-835a-8358660889f9',
+     'AWS Lambda Function Policy Updated to Allow Invocation from Another Account',
+     'Identifies a successful AddPermission call granting an invoke action (lambda:InvokeFunction '
+     'in any case, lambda:InvokeFunctionUrl, "lambda:*" or "*") to another AWS account: a 12-digit '
+     'account id, or the root, a user or a role of that account, other than the account that owns '
+     'the function.  An outside account able to run the code is a quieter backdoor than a public '
+     'grant, and also the usual shape of a legitimate integration: allow-list known partners with '
+     'exceptions.',
+     1, 'lambda_cross_account_invocation', 'low', 21,
+     interval '10 minutes', interval '60 minutes', 100,
+     ARRAY['TA0003'], ARRAY['T1546'],
+     ARRAY['https://docs.aws.amazon.com/lambda/latest/api/API_AddPermission.html',
+           'https://docs.aws.amazon.com/lambda/latest/dg/permissions-function-cross-account.html']);
+
 CREATE FUNCTION lambda_detect.touch_updated_at()
 RETURNS trigger
 LANGUAGE plpgsql
@@ -100,6 +155,7 @@ CREATE TABLE lambda_detect.rule_runs (
     matched        integer     NOT NULL DEFAULT 0,
     alerts_created integer     NOT NULL DEFAULT 0,
     duplicates     integer     NOT NULL DEFAULT 0,
+    suppressed     integer     NOT NULL DEFAULT 0,
     truncated      boolean     NOT NULL DEFAULT false,
     complete_until timestamptz,
     status         text        NOT NULL,
@@ -121,9 +177,10 @@ COMMENT ON COLUMN lambda_detect.rule_runs.window_end IS 'End of the ingest-time 
 COMMENT ON COLUMN lambda_detect.rule_runs.started_at IS 'When the run started';
 COMMENT ON COLUMN lambda_detect.rule_runs.finished_at IS 'When the run finished; NULL while running';
 COMMENT ON COLUMN lambda_detect.rule_runs.candidates IS 'Candidate events examined (read through the partial index)';
-COMMENT ON COLUMN lambda_detect.rule_runs.matched IS 'Candidates the rule matched (new alerts + duplicates)';
+COMMENT ON COLUMN lambda_detect.rule_runs.matched IS 'Candidates the rule matched (new alerts + duplicates + suppressed)';
 COMMENT ON COLUMN lambda_detect.rule_runs.alerts_created IS 'New alerts created';
 COMMENT ON COLUMN lambda_detect.rule_runs.duplicates IS 'Matches skipped because the (rule, event) alert already existed';
+COMMENT ON COLUMN lambda_detect.rule_runs.suppressed IS 'New matches an exception covered: not alerted, recorded in suppressed_matches';
 COMMENT ON COLUMN lambda_detect.rule_runs.truncated IS 'The run hit max_signals; the rest is left for the follow-up run';
 COMMENT ON COLUMN lambda_detect.rule_runs.complete_until IS 'Worker runs only: every event ingested before this time had been examined by this or an earlier run (the next worker run starts its window here at the latest, so nothing ingested is ever skipped)';
 COMMENT ON COLUMN lambda_detect.rule_runs.status IS 'running, succeeded or failed';

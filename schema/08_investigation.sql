@@ -668,6 +668,20 @@ BEGIN
         note := 'the event names no function: no command can be built';
     ELSIF region IS NULL THEN
         note := 'the event names no region: no command can be built';
+    ELSIF a.event_name LIKE 'CreateFunctionUrlConfig%' OR a.event_name LIKE 'UpdateFunctionUrlConfig%' THEN
+        -- a public function URL is no policy statement: the revert is to
+        -- require IAM authentication on the URL (or to delete the URL)
+        remove_permission_command := pg_catalog.concat_ws(' ', 'aws lambda update-function-url-config',
+            lambda_detect.cli_option('function-name', function_ref),
+            '--auth-type AWS_IAM',
+            lambda_detect.cli_option('qualifier', qualifier),
+            lambda_detect.cli_option('region', region));
+        get_policy_command := pg_catalog.concat_ws(' ', 'aws lambda get-function-url-config',
+            lambda_detect.cli_option('function-name', function_ref),
+            lambda_detect.cli_option('qualifier', qualifier),
+            lambda_detect.cli_option('region', region));
+        note := 'the URL was public (AuthType NONE): update-function-url-config makes it require IAM '
+                '(or delete-function-url-config removes it); get-function-url-config must then show AuthType AWS_IAM';
     ELSE
         get_policy_command := pg_catalog.concat_ws(' ', 'aws lambda get-policy',
             lambda_detect.cli_option('function-name', function_ref),
@@ -691,7 +705,7 @@ END;
 $$;
 
 COMMENT ON FUNCTION lambda_detect.alert_remediation(bigint) IS
-    'Guide step "outcome and remediation": the aws lambda remove-permission command that reverts the grant and the get-policy command that verifies it (function ARN, statement id, qualifier when the grant had one, region; shell-quoted)';
+    'Guide step "outcome and remediation": the aws lambda remove-permission command that reverts the grant and the get-policy command that verifies it (function ARN, statement id, qualifier when the grant had one, region; shell-quoted); for a public function URL, update-function-url-config --auth-type AWS_IAM and get-function-url-config instead';
 
 -- Everything at once
 CREATE FUNCTION lambda_detect.investigate(alert_id bigint)

@@ -9,11 +9,13 @@ REVOKE ALL ON ALL FUNCTIONS IN SCHEMA lambda_detect FROM PUBLIC;
 -- pg_dump skips the contents of an extension's tables unless they are marked
 -- as configuration: mark every table that holds users' data, and the
 -- identity sequences behind them so restored ids do not start over.  The
--- seed rule is created by CREATE EXTENSION itself, so only the rules users
--- add are dumped.  (One call per statement: each call updates the extension's
+-- rules shipped with the extension are created by CREATE EXTENSION itself,
+-- so only the rules users add are dumped (their edits to shipped rules are
+-- not: see docs/rules.md).  (One call per statement: each call updates the extension's
 -- catalog row.)
 SELECT pg_catalog.pg_extension_config_dump('lambda_detect.rules',
-    $$WHERE rule <> 'lambda-public-invocation'$$);
+    $$WHERE rule NOT IN ('lambda-public-invocation', 'lambda-public-wildcard-action',
+                         'lambda-function-url-public', 'lambda-cross-account-invocation')$$);
 SELECT pg_catalog.pg_extension_config_dump('lambda_detect.inbox', '');
 SELECT pg_catalog.pg_extension_config_dump('lambda_detect.events', '');
 SELECT pg_catalog.pg_extension_config_dump('lambda_detect.ingest_errors', '');

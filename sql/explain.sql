@@ -22,7 +22,9 @@ PREPARE candidates(timestamptz, timestamptz, text) AS
 SELECT e.event_id, e.event_source, e.event_name, e.error_code,
        e.error_message, e.request_parameters,
        EXISTS (SELECT 1 FROM lambda_detect.alerts a
-                WHERE a.rule = $3 AND a.event_id = e.event_id)
+                WHERE a.rule = $3 AND a.event_id = e.event_id),
+       e.recipient_account_id, e.aws_region, e.actor_arn, e.source_ip,
+       e.source_address, e.user_agent
   FROM lambda_detect.events e
  WHERE e.event_source = 'lambda.amazonaws.com' AND (e.event_name LIKE 'AddPermission%' OR e.event_name LIKE 'CreateFunctionUrlConfig%' OR e.event_name LIKE 'UpdateFunctionUrlConfig%')
    AND e.ingested_at >= $1 AND e.ingested_at <= $2

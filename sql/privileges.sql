@@ -27,7 +27,8 @@ GRANT EXECUTE ON FUNCTION
 GRANT USAGE ON SCHEMA lambda_detect TO regress_admin;
 GRANT SELECT, UPDATE ON lambda_detect.rules TO regress_admin;
 GRANT EXECUTE ON FUNCTION lambda_detect.run_rule(text, timestamptz), lambda_detect.ingest_now() TO regress_admin;
-GRANT SELECT, INSERT, UPDATE, DELETE ON lambda_detect.investigation_settings, lambda_detect.known_networks TO regress_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON lambda_detect.investigation_settings, lambda_detect.known_networks,
+    lambda_detect.exceptions TO regress_admin;
 
 -- ingest: can submit, cannot read back or drain
 SET ROLE regress_ingest;

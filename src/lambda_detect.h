@@ -116,6 +116,7 @@ typedef struct RuleRunState
 	int64		matched;
 	int64		alerts_created;
 	int64		duplicates;
+	int64		suppressed;		/* matches an exception suppressed */
 	bool		truncated;
 	bool		track_watermark;	/* a worker run: record complete_until */
 	TimestampTz complete_until;
@@ -128,18 +129,93 @@ extern void RuleRunMarkFailed(int64 run_id, const char *sqlstate,
 							  const char *message);
 extern void CloseOutInterruptedRuleRuns(void);
 
-/* rule_lambda_public.c: the seed rule's matcher */
+/*
+ * The rule matchers.  A matcher sees one candidate event and decides; the
+ * rule engine (rule_engine.c) maps rules.matcher to these functions.
+ */
 typedef struct RuleCandidate
 {
 	const char *event_source;
 	const char *event_name;
 	const char *error_code;
 	const char *error_message;
+	const char *recipient_account_id;	/* the account that owns the function */
 	Jsonb	   *request_parameters;
 } RuleCandidate;
 
+/*
+ * What an alert says was granted.  By default the engine takes action,
+ * principal and statement id from requestParameters; a matcher whose event
+ * is not a policy statement (a function URL made public) sets "set" and the
+ * alert takes these three values instead, NULLs included.
+ */
+typedef struct RuleGrant
+{
+	bool		set;
+	const char *action;
+	const char *principal;
+	const char *statement_id;
+} RuleGrant;
+
+/* Elastic's event.outcome: failure when errorCode or errorMessage is non-empty */
+static inline bool
+RuleCandidateSucceeded(const RuleCandidate *c)
+{
+	return (c->error_code == NULL || c->error_code[0] == '\0') &&
+		(c->error_message == NULL || c->error_message[0] == '\0');
+}
+
+/* rule_engine.c: helpers shared by the matchers */
+extern bool LambdaInvokeAction(const char *action);
+
+/* rule_lambda_public.c: the seed rule's matcher */
 extern bool MatchLambdaPublicInvocation(const RuleCandidate *candidate,
 										StringInfo reason);
+
+/* rule_wildcard_action.c, rule_function_url.c, rule_cross_account.c */
+extern bool MatchLambdaPublicWildcardAction(const RuleCandidate *candidate,
+											StringInfo reason, RuleGrant *grant);
+extern bool MatchLambdaFunctionUrlPublic(const RuleCandidate *candidate,
+										 StringInfo reason, RuleGrant *grant);
+extern bool MatchLambdaCrossAccountInvocation(const RuleCandidate *candidate,
+											  StringInfo reason, RuleGrant *grant);
+
+/* exceptions.c: allow-list entries applied to a rule's matches */
+typedef enum ExceptionField
+{
+	EXCEPTION_ACTOR_ARN,
+	EXCEPTION_FUNCTION_NAME,
+	EXCEPTION_FUNCTION_ARN,
+	EXCEPTION_ACCOUNT_ID,
+	EXCEPTION_AWS_REGION,
+	EXCEPTION_SOURCE_IP,
+	EXCEPTION_USER_AGENT,
+	EXCEPTION_STATEMENT_ID,
+	EXCEPTION_NFIELDS
+} ExceptionField;
+
+/*
+ * The values an exception is tested against: those the alert would carry.
+ * fields[EXCEPTION_SOURCE_IP] is sourceIPAddress verbatim (for equals,
+ * prefix and glob); source_ip is the same as inet when it is an address
+ * (for in_cidr).  A NULL field never matches.
+ */
+typedef struct ExceptionSubject
+{
+	const char *fields[EXCEPTION_NFIELDS];
+	Datum		source_ip;
+	bool		source_ip_isnull;
+} ExceptionSubject;
+
+typedef struct RuleExceptions RuleExceptions;
+
+extern RuleExceptions *LoadRuleExceptions(const char *rule);
+extern int	RuleExceptionCount(const RuleExceptions *exceptions);
+extern int64 FindRuleException(const RuleExceptions *exceptions,
+							   const ExceptionSubject *subject);
+extern void RecordSuppressedMatch(int64 run_id, const char *rule,
+								  const char *event_id, int64 exception_id);
+extern bool GlobMatch(const char *pattern, const char *text);
 
 /* worker.c */
 extern void RegisterIngestWorker(void);

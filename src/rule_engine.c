@@ -7,10 +7,12 @@
  * Candidates are read with the predicate of events_rule_candidates_idx, so
  * a run costs what the number of Lambda candidate events in its window
  * costs, whatever the size of the events table.  Precise predicates are
- * evaluated in C.  Alerts are unique per (rule, event): overlapping windows
- * and re-runs never duplicate.  A run creates at most max_signals new
- * alerts; one that hits the cap says so (truncated) and the worker follows
- * it with a catch-up run at once.
+ * evaluated in C, by the rule's matcher, and so are the rule's exceptions
+ * (exceptions.c): a match an exception covers is counted as suppressed and
+ * recorded in suppressed_matches instead of alerted.  Alerts are unique per
+ * (rule, event): overlapping windows and re-runs never duplicate.  A run
+ * creates at most max_signals new alerts; one that hits the cap says so
+ * (truncated) and the worker follows it with a catch-up run at once.
  *
  * A run is two steps so that the worker can commit the "running" row before
  * the work: RuleRunStart (load the rule, fix the window, insert the row) and
@@ -42,15 +44,36 @@ PG_FUNCTION_INFO_V1(ld_run_rule);
 /* candidates fetched from the cursor at a time */
 #define CANDIDATE_FETCH 256
 
-typedef bool (*RuleMatcher) (const RuleCandidate *candidate, StringInfo reason);
+/*
+ * A matcher decides one candidate: true when it matches, with what matched
+ * in reason and, when the alert's grant fields must not come from
+ * requestParameters, the grant.
+ */
+typedef bool (*RuleMatcher) (const RuleCandidate *candidate, StringInfo reason,
+							 RuleGrant *grant);
 
+/*
+ * The seed rule's matcher keeps its own signature: its alerts take the
+ * grant from requestParameters.
+ */
+static bool
+match_public_invocation(const RuleCandidate *candidate, StringInfo reason,
+						RuleGrant *grant)
+{
+	return MatchLambdaPublicInvocation(candidate, reason);
+}
+
+/* rules.matcher -> C; rules_matcher_check (schema/06_rules.sql) lists the same */
 static const struct
 {
 	const char *name;
 	RuleMatcher match;
 }			matchers[] =
 {
-	{"lambda_public_invocation", MatchLambdaPublicInvocation},
+	{"lambda_public_invocation", match_public_invocation},
+	{"lambda_public_wildcard_action", MatchLambdaPublicWildcardAction},
+	{"lambda_function_url_public", MatchLambdaFunctionUrlPublic},
+	{"lambda_cross_account_invocation", MatchLambdaCrossAccountInvocation},
 };
 
 #define RULE_COLUMNS \
@@ -95,6 +118,62 @@ prepare_kept(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
 }
 
 static TimestampTz oldest_open_transaction_start(TimestampTz limit);
+
+/*
+ * LambdaInvokeAction tells whether an AddPermission action lets the
+ * principal invoke the function: any case variant of lambda:InvokeFunction
+ * and what begins with it (lambda:InvokeFunctionUrl), or the wildcards
+ * lambda:* (any case) and *.  IAM action names are case-insensitive.
+ */
+bool
+LambdaInvokeAction(const char *action)
+{
+	return pg_strncasecmp(action, "lambda:invokefunction",
+						  strlen("lambda:invokefunction")) == 0 ||
+		pg_strcasecmp(action, "lambda:*") == 0 ||
+		strcmp(action, "*") == 0;
+}
+
+/*
+ * resolve_function_arn gives the ARN of the function an event names, as the
+ * alert records it: functionName as given when it is an ARN; a partial ARN
+ * (account:function:name) or a bare name completed with the partition of
+ * the region, the region and the account.  NULL when a part is missing.
+ * It is the one place this is computed: exceptions on function_arn test the
+ * value the alert gets.  (A functionName that is not a JSON string gives no
+ * ARN; CloudTrail always sends a string.)
+ */
+static char *
+resolve_function_arn(const char *function, const char *region, const char *account)
+{
+	const char *partition;
+	bool		partial = true;
+
+	if (function == NULL)
+		return NULL;
+	if (strncmp(function, "arn:", strlen("arn:")) == 0)
+		return pstrdup(function);
+	if (region == NULL)
+		return NULL;
+	if (strncmp(region, "cn-", strlen("cn-")) == 0)
+		partition = "aws-cn";
+	else if (strncmp(region, "us-gov-", strlen("us-gov-")) == 0)
+		partition = "aws-us-gov";
+	else
+		partition = "aws";
+
+	for (int i = 0; i < 12; i++)
+		if (function[i] < '0' || function[i] > '9')
+		{
+			partial = false;
+			break;
+		}
+	if (partial && strncmp(function + 12, ":function:", strlen(":function:")) == 0)
+		return psprintf("arn:%s:lambda:%s:%s", partition, region, function);
+	if (account == NULL)
+		return NULL;
+	return psprintf("arn:%s:lambda:%s:%s:function:%s", partition, region, account, function);
+}
 
 static RuleMatcher
 find_matcher(const char *name)
@@ -246,14 +325,19 @@ RuleRunStart(const char *rule, const char *trigger, TimestampTz as_of,
 
 /*
  * create_alert inserts the alert of one matching event, taking the triage
- * fields from the event row.  Returns false when the (rule, event) alert
- * already existed (a concurrent run made it first).
+ * fields from the event row; function_arn comes resolved, and the grant
+ * (action, principal, statement id) from requestParameters unless the
+ * matcher set it.  Returns false when the (rule, event) alert already
+ * existed (a concurrent run made it first).
  */
 static bool
-create_alert(RuleRunState *state, const char *event_id, const char *reason)
+create_alert(RuleRunState *state, const char *event_id, const char *reason,
+			 const char *function_arn, const RuleGrant *grant)
 {
-	Oid			argtypes[7] = {TEXTOID, INT4OID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID};
-	Datum		values[7];
+	Oid			argtypes[12] = {TEXTOID, INT4OID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
+		TEXTOID, BOOLOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[12];
+	char		nulls[12];
 	int			ret;
 	bool		created;
 
@@ -265,14 +349,10 @@ create_alert(RuleRunState *state, const char *event_id, const char *reason)
 				 "  actor_type, access_key_id, user_name, source_ip, source_address, user_agent,"
 				 "  request_parameters, response_elements)"
 				 " SELECT $1, $2, $3, e.event_id, e.event_time, e.ingested_at, $4, $5, $6,"
-				 "   e.recipient_account_id, e.aws_region, e.event_name, p.fn,"
-				 "   CASE WHEN p.fn IS NULL THEN NULL"
-				 "        WHEN p.fn LIKE 'arn:%' THEN p.fn"
-				 "        WHEN p.fn ~ '^[0-9]{12}:function:' THEN"
-				 "             'arn:' || p.part || ':lambda:' || e.aws_region || ':' || p.fn"
-				 "        ELSE 'arn:' || p.part || ':lambda:' || e.aws_region || ':'"
-				 "             || e.recipient_account_id || ':function:' || p.fn END,"
-				 "   p.rp ->> 'statementId', p.rp ->> 'action', p.rp ->> 'principal',"
+				 "   e.recipient_account_id, e.aws_region, e.event_name, p.rp ->> 'functionName', $8,"
+				 "   CASE WHEN $9 THEN $12 ELSE p.rp ->> 'statementId' END,"
+				 "   CASE WHEN $9 THEN $10 ELSE p.rp ->> 'action' END,"
+				 "   CASE WHEN $9 THEN $11 ELSE p.rp ->> 'principal' END,"
 				 "   COALESCE((SELECT jsonb_object_agg(k, v) FROM jsonb_each(p.rp) AS c(k, v)"
 				 "              WHERE k IN ('sourceArn', 'sourceAccount', 'principalOrgID',"
 				 "                          'functionUrlAuthType', 'eventSourceToken',"
@@ -281,18 +361,15 @@ create_alert(RuleRunState *state, const char *event_id, const char *reason)
 				 "   e.actor_arn, e.actor_type, e.access_key_id, e.user_name, e.source_ip,"
 				 "   e.source_address, e.user_agent, e.request_parameters, e.response_elements"
 				 "  FROM lambda_detect.events e,"
-				 "   LATERAL (SELECT r.rp, r.rp ->> 'functionName' AS fn,"
-				 "                   CASE WHEN e.aws_region LIKE 'cn-%' THEN 'aws-cn'"
-				 "                        WHEN e.aws_region LIKE 'us-gov-%' THEN 'aws-us-gov'"
-				 "                        ELSE 'aws' END AS part"
-				 "              FROM (SELECT CASE WHEN jsonb_typeof(e.request_parameters) = 'object'"
-				 "                                THEN e.request_parameters"
-				 "                                ELSE '{}'::jsonb END AS rp) r) p"
+				 "   LATERAL (SELECT CASE WHEN jsonb_typeof(e.request_parameters) = 'object'"
+				 "                        THEN e.request_parameters"
+				 "                        ELSE '{}'::jsonb END AS rp) p"
 				 " WHERE e.event_id = $7"
 				 " ON CONFLICT (rule, event_id) DO NOTHING"
 				 " RETURNING a.alert_id",
-				 7, argtypes);
+				 12, argtypes);
 
+	memset(nulls, ' ', sizeof(nulls));
 	values[0] = CStringGetTextDatum(state->rule);
 	values[1] = Int32GetDatum(state->version);
 	values[2] = Int64GetDatum(state->run_id);
@@ -300,7 +377,24 @@ create_alert(RuleRunState *state, const char *event_id, const char *reason)
 	values[4] = Int32GetDatum(state->risk_score);
 	values[5] = CStringGetTextDatum(reason);
 	values[6] = CStringGetTextDatum(event_id);
-	ret = SPI_execute_plan(alert_plan, values, NULL, false, 0);
+	if (function_arn)
+		values[7] = CStringGetTextDatum(function_arn);
+	else
+		nulls[7] = 'n';
+	values[8] = BoolGetDatum(grant->set);
+	if (grant->set && grant->action)
+		values[9] = CStringGetTextDatum(grant->action);
+	else
+		nulls[9] = 'n';
+	if (grant->set && grant->principal)
+		values[10] = CStringGetTextDatum(grant->principal);
+	else
+		nulls[10] = 'n';
+	if (grant->set && grant->statement_id)
+		values[11] = CStringGetTextDatum(grant->statement_id);
+	else
+		nulls[11] = 'n';
+	ret = SPI_execute_plan(alert_plan, values, nulls, false, 0);
 	if (ret != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not create alert: %s", SPI_result_code_string(ret));
 	created = (SPI_processed == 1);
@@ -318,9 +412,38 @@ nullable_text(HeapTuple tup, TupleDesc desc, int col)
 }
 
 /*
+ * fill_exception_subject gathers what exceptions are tested against: the
+ * values the alert of this match would carry (columns 8-13 of the candidate
+ * query, the function and statement from requestParameters or the grant).
+ */
+static void
+fill_exception_subject(ExceptionSubject *s, HeapTuple tup, TupleDesc desc,
+					   const RuleCandidate *c, const char *function_name,
+					   const char *function_arn, const RuleGrant *grant)
+{
+	memset(s, 0, sizeof(*s));
+	s->fields[EXCEPTION_ACTOR_ARN] = nullable_text(tup, desc, 10);
+	s->fields[EXCEPTION_FUNCTION_NAME] = function_name;
+	s->fields[EXCEPTION_FUNCTION_ARN] = function_arn;
+	s->fields[EXCEPTION_ACCOUNT_ID] = c->recipient_account_id;
+	s->fields[EXCEPTION_AWS_REGION] = nullable_text(tup, desc, 9);
+	s->fields[EXCEPTION_SOURCE_IP] = nullable_text(tup, desc, 12);
+	s->fields[EXCEPTION_USER_AGENT] = nullable_text(tup, desc, 13);
+	if (grant->set)
+		s->fields[EXCEPTION_STATEMENT_ID] = grant->statement_id;
+	else if (c->request_parameters != NULL && JB_ROOT_IS_OBJECT(c->request_parameters))
+		s->fields[EXCEPTION_STATEMENT_ID] =
+			JsonbObjectGetString(&c->request_parameters->root, "statementId", NULL);
+	s->source_ip = SPI_getbinval(tup, desc, 11, &s->source_ip_isnull);
+}
+
+/*
  * execute_rule is the body of a run: it walks the window's candidates in
  * ingest order and alerts on the matches, until the window is exhausted or
- * max_signals new alerts exist.
+ * max_signals new alerts exist.  A match already alerted is a duplicate; a
+ * new match that one of the rule's exceptions covers is suppressed (counted
+ * and recorded, never alerted; suppressed matches do not count towards
+ * max_signals).
  */
 static void
 execute_rule(void *arg)
@@ -331,13 +454,18 @@ execute_rule(void *arg)
 	Datum		values[3];
 	Portal		portal;
 	StringInfoData reason;
+	MemoryContext runcxt;
 	MemoryContext rowcxt;
+	MemoryContext oldcxt;
+	RuleExceptions *exceptions;
 
 	prepare_kept_opts(&candidates_plan,
 				 "SELECT e.event_id, e.event_source, e.event_name, e.error_code,"
 				 "       e.error_message, e.request_parameters,"
 				 "       EXISTS (SELECT 1 FROM lambda_detect.alerts a"
-				 "                WHERE a.rule = $3 AND a.event_id = e.event_id)"
+				 "                WHERE a.rule = $3 AND a.event_id = e.event_id),"
+				 "       e.recipient_account_id, e.aws_region, e.actor_arn, e.source_ip,"
+				 "       e.source_address, e.user_agent"
 				 "  FROM lambda_detect.events e"
 				 " WHERE " LD_CANDIDATE_PREDICATE("e")
 				 "   AND e.ingested_at >= $1 AND e.ingested_at <= $2"
@@ -346,6 +474,13 @@ execute_rule(void *arg)
 	values[0] = TimestampTzGetDatum(state->window_start);
 	values[1] = TimestampTzGetDatum(state->window_end);
 	values[2] = CStringGetTextDatum(state->rule);
+
+	/* the rule's exceptions, read once for the whole run */
+	runcxt = AllocSetContextCreate(CurrentMemoryContext, "lambda_detect rule run",
+								   ALLOCSET_SMALL_SIZES);
+	oldcxt = MemoryContextSwitchTo(runcxt);
+	exceptions = LoadRuleExceptions(state->rule);
+	MemoryContextSwitchTo(oldcxt);
 
 	/*
 	 * An event is stamped with its transaction's start time but becomes
@@ -357,7 +492,7 @@ execute_rule(void *arg)
 		state->complete_until = oldest_open_transaction_start(state->window_end);
 
 	initStringInfo(&reason);
-	rowcxt = AllocSetContextCreate(CurrentMemoryContext, "lambda_detect candidate",
+	rowcxt = AllocSetContextCreate(runcxt, "lambda_detect candidate",
 								   ALLOCSET_SMALL_SIZES);
 	portal = SPI_cursor_open(NULL, candidates_plan, values, NULL, false);
 	while (!state->truncated)
@@ -374,11 +509,14 @@ execute_rule(void *arg)
 			HeapTuple	tup = batch->vals[i];
 			TupleDesc	desc = batch->tupdesc;
 			RuleCandidate c;
+			RuleGrant	grant;
 			bool		isnull;
 			bool		matched;
 			Datum		params;
 			char	   *event_id;
-			MemoryContext oldcxt;
+			char	   *function_name = NULL;
+			char	   *function_arn;
+			int64		exception_id = 0;
 
 			CHECK_FOR_INTERRUPTS();
 			state->candidates++;
@@ -392,17 +530,46 @@ execute_rule(void *arg)
 			c.error_message = nullable_text(tup, desc, 5);
 			params = SPI_getbinval(tup, desc, 6, &isnull);
 			c.request_parameters = isnull ? NULL : DatumGetJsonbP(params);
+			c.recipient_account_id = nullable_text(tup, desc, 8);
 
 			resetStringInfo(&reason);
-			matched = match(&c, &reason);
-			MemoryContextSwitchTo(oldcxt);
+			memset(&grant, 0, sizeof(grant));
+			matched = match(&c, &reason, &grant);
 			if (!matched)
+			{
+				MemoryContextSwitchTo(oldcxt);
 				continue;
+			}
 			state->matched++;
 
 			if (DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull)))
 			{
+				/* alerted before: exceptions never touch existing alerts */
+				MemoryContextSwitchTo(oldcxt);
 				state->duplicates++;
+				continue;
+			}
+
+			if (c.request_parameters != NULL && JB_ROOT_IS_OBJECT(c.request_parameters))
+				function_name = JsonbObjectGetString(&c.request_parameters->root,
+													 "functionName", NULL);
+			function_arn = resolve_function_arn(function_name,
+												nullable_text(tup, desc, 9),
+												c.recipient_account_id);
+			if (RuleExceptionCount(exceptions) > 0)
+			{
+				ExceptionSubject subject;
+
+				fill_exception_subject(&subject, tup, desc, &c, function_name,
+									   function_arn, &grant);
+				exception_id = FindRuleException(exceptions, &subject);
+			}
+			MemoryContextSwitchTo(oldcxt);
+
+			if (exception_id != 0)
+			{
+				state->suppressed++;
+				RecordSuppressedMatch(state->run_id, state->rule, event_id, exception_id);
 				continue;
 			}
 			if (state->alerts_created >= state->max_signals)
@@ -412,7 +579,7 @@ execute_rule(void *arg)
 				state->truncated = true;
 				break;
 			}
-			if (create_alert(state, event_id, reason.data))
+			if (create_alert(state, event_id, reason.data, function_arn, &grant))
 				state->alerts_created++;
 			else
 				state->duplicates++;
@@ -420,7 +587,7 @@ execute_rule(void *arg)
 		SPI_freetuptable(batch);
 	}
 	SPI_cursor_close(portal);
-	MemoryContextDelete(rowcxt);
+	MemoryContextDelete(runcxt);
 }
 
 /*
@@ -453,19 +620,19 @@ oldest_open_transaction_start(TimestampTz limit)
 static void
 finish_run(RuleRunState *state, ErrorData *edata)
 {
-	Oid			argtypes[10] = {INT8OID, INT4OID, INT4OID, INT4OID, INT4OID, BOOLOID,
-		TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
-	Datum		values[10];
-	char		nulls[10];
+	Oid			argtypes[11] = {INT8OID, INT4OID, INT4OID, INT4OID, INT4OID, BOOLOID,
+		TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, INT4OID};
+	Datum		values[11];
+	char		nulls[11];
 	int			ret;
 
 	prepare_kept(&finish_plan,
 				 "UPDATE lambda_detect.rule_runs SET finished_at = clock_timestamp(),"
 				 "  candidates = $2, matched = $3, alerts_created = $4, duplicates = $5,"
 				 "  truncated = $6, status = $7, error_sqlstate = $8, error = $9,"
-				 "  complete_until = $10"
+				 "  complete_until = $10, suppressed = $11"
 				 " WHERE run_id = $1",
-				 10, argtypes);
+				 11, argtypes);
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = Int64GetDatum(state->run_id);
 	values[1] = Int32GetDatum((int32) state->candidates);
@@ -488,6 +655,7 @@ finish_run(RuleRunState *state, ErrorData *edata)
 	values[9] = TimestampTzGetDatum(state->complete_until);
 	if (edata || state->truncated || !state->track_watermark || state->complete_until == 0)
 		nulls[9] = 'n';
+	values[10] = Int32GetDatum((int32) state->suppressed);
 	ret = SPI_execute_plan(finish_plan, values, nulls, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "could not finish rule run: %s", SPI_result_code_string(ret));
@@ -524,6 +692,7 @@ RuleRunExecute(RuleRunState *state)
 			ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_OPERATOR_INTERVENTION)
 			ReThrowError(edata);
 		state->candidates = state->matched = state->alerts_created = state->duplicates = 0;
+		state->suppressed = 0;
 		state->truncated = false;
 	}
 	finish_run(state, edata);

@@ -2,7 +2,7 @@
 -- database where the worker runs; hygiene of every function.
 \ir helpers/setup.sql
 
-SELECT plan(18);
+SELECT plan(20);
 
 SELECT schema_privs_are('lambda_detect', 'public', ARRAY[]::text[],
                         'PUBLIC has no privilege on schema lambda_detect');
@@ -10,7 +10,8 @@ SELECT table_privs_are('lambda_detect', t, 'public', ARRAY[]::text[],
                        format('PUBLIC has no privilege on lambda_detect.%s', t))
   FROM unnest(ARRAY['inbox', 'events', 'ingest_errors', 'ingested_files', 'ingest_runs',
                     'rules', 'rule_runs', 'alerts', 'worker_health', 'known_networks',
-                    'investigation_settings', 'open_alerts', 'alerts_ecs']) AS t;
+                    'investigation_settings', 'open_alerts', 'alerts_ecs', 'exceptions',
+                    'suppressed_matches']) AS t;
 SELECT is((SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'lambda_detect'
               AND has_function_privilege('public', p.oid, 'EXECUTE')),

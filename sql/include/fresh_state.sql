@@ -4,4 +4,5 @@ CREATE EXTENSION IF NOT EXISTS lambda_detect;
 TRUNCATE lambda_detect.inbox, lambda_detect.events, lambda_detect.ingest_errors,
          lambda_detect.ingested_files, lambda_detect.ingest_runs, lambda_detect.rule_runs,
          lambda_detect.alerts, lambda_detect.known_networks,
-         lambda_detect.investigation_settings RESTART IDENTITY;
+         lambda_detect.investigation_settings, lambda_detect.exceptions,
+         lambda_detect.suppressed_matches RESTART IDENTITY;
