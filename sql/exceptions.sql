@@ -3,22 +3,9 @@
 -- alerts untouched, and bad entries refused with SQLSTATEs.
 \set VERBOSITY terse
 \i sql/include/fresh_state.sql
+\i sql/include/fixtures.sql
 SET timezone = 'UTC';
 
--- a seed-rule match by mallory; params replace requestParameters' keys,
--- patch replaces the record's
-CREATE FUNCTION pg_temp.attack(id text, patch jsonb DEFAULT '{}', params jsonb DEFAULT '{}')
-RETURNS jsonb LANGUAGE sql AS $$
-  SELECT jsonb_build_object('eventID', id, 'eventTime', '2026-11-01T10:00:00Z',
-    'eventSource', 'lambda.amazonaws.com', 'eventName', 'AddPermission20150331v2',
-    'awsRegion', 'us-east-1', 'recipientAccountId', '111122223333',
-    'sourceIPAddress', '198.51.100.23', 'userAgent', 'aws-cli/2.17.60',
-    'userIdentity', jsonb_build_object('type', 'IAMUser', 'arn', 'arn:aws:iam::111122223333:user/mallory',
-                                       'accessKeyId', 'AKIAMALLORY', 'userName', 'mallory'),
-    'requestParameters', jsonb_build_object('action', 'lambda:InvokeFunction', 'functionName', 'payments',
-                                            'principal', '*', 'statementId', 'open') || params,
-    'responseElements', jsonb_build_object('statement', '{"Sid":"open"}')) || patch
-$$;
 CREATE FUNCTION pg_temp.actor(arn text) RETURNS jsonb LANGUAGE sql AS $$
   SELECT jsonb_build_object('userIdentity', jsonb_build_object('type', 'AssumedRole', 'arn', arn))
 $$;
@@ -160,13 +147,6 @@ SELECT count(*) FROM lambda_detect.exceptions WHERE value IN ('0.0.0.0/0', '*');
 ROLLBACK;
 
 -- bad entries are refused
-CREATE FUNCTION pg_temp.error_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE sql;
-  RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-  RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
 SELECT pg_temp.error_of(format(
          'INSERT INTO lambda_detect.exceptions (rule, field, operator, value, reason) VALUES (%L, %L, %L, %L, %L)',
          rule, field, operator, value, reason)) AS result, what

@@ -5,25 +5,11 @@
 -- across midnight and in other time zones).
 \set VERBOSITY terse
 \i sql/include/fresh_state.sql
+\i sql/include/fixtures.sql
 SET timezone = 'UTC';
 DELETE FROM lambda_detect.known_networks;
 DELETE FROM lambda_detect.investigation_settings;
 
--- errors with their SQLSTATE, detail and hint
-CREATE FUNCTION pg_temp.error_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-  detail text;
-  hint text;
-BEGIN
-  EXECUTE sql;
-  RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-  GET STACKED DIAGNOSTICS detail = PG_EXCEPTION_DETAIL, hint = PG_EXCEPTION_HINT;
-  -- a CHECK's "Failing row contains (...)" holds times of the run: left out
-  RETURN SQLSTATE || ': ' || SQLERRM
-         || coalesce(' DETAIL: ' || nullif(regexp_replace(detail, '^Failing row contains .*', ''), ''), '')
-         || coalesce(' HINT: ' || nullif(hint, ''), '');
-END $$;
 
 -- ---------------------------------------------------------------------------
 -- Settings: none stored, so the documented defaults apply, and they are the

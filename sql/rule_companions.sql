@@ -4,6 +4,7 @@
 -- seed rule, and the engine's contract (dedup, cap) for them.
 \set VERBOSITY terse
 \i sql/include/fresh_state.sql
+\i sql/include/fixtures.sql
 SET timezone = 'UTC';
 
 SELECT rule, rule_id, name, version, matcher, severity, risk_score, run_interval,
@@ -13,20 +14,9 @@ SELECT rule, rule_id, name, version, matcher, severity, risk_score, run_interval
 SELECT count(*) AS rules, count(DISTINCT (run_interval, lookback, max_signals)) AS schedules
   FROM lambda_detect.rules;
 
--- an AddPermission by mallory in account 111122223333; params replace
--- requestParameters' keys, patch replaces the record's
+-- an AddPermission by mallory; params replace requestParameters' keys, patch the record's
 CREATE FUNCTION pg_temp.grant(id text, params jsonb DEFAULT '{}', patch jsonb DEFAULT '{}')
-RETURNS jsonb LANGUAGE sql AS $$
-  SELECT jsonb_build_object('eventID', id, 'eventTime', '2026-11-01T10:00:00Z',
-    'eventSource', 'lambda.amazonaws.com', 'eventName', 'AddPermission20150331v2',
-    'awsRegion', 'us-east-1', 'recipientAccountId', '111122223333',
-    'sourceIPAddress', '198.51.100.23', 'userAgent', 'aws-cli/2.17.60',
-    'userIdentity', jsonb_build_object('type', 'IAMUser', 'arn', 'arn:aws:iam::111122223333:user/mallory',
-                                       'accessKeyId', 'AKIAMALLORY', 'userName', 'mallory'),
-    'requestParameters', jsonb_build_object('action', 'lambda:InvokeFunction', 'functionName', 'payments',
-                                            'principal', '*', 'statementId', 'open') || params,
-    'responseElements', jsonb_build_object('statement', '{"Sid":"open"}')) || patch
-$$;
+RETURNS jsonb LANGUAGE sql AS $$ SELECT pg_temp.attack(id, patch, params) $$;
 -- a function URL call, as CloudTrail records CreateFunctionUrlConfig20211031
 CREATE FUNCTION pg_temp.url(id text, params jsonb DEFAULT '{}', patch jsonb DEFAULT '{}')
 RETURNS jsonb LANGUAGE sql AS $$

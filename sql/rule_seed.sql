@@ -3,24 +3,13 @@
 -- with run_rule().
 \set VERBOSITY terse
 \i sql/include/fresh_state.sql
+\i sql/include/fixtures.sql
 SET timezone = 'UTC';
 
 SELECT rule, rule_id, name, version, matcher, severity, risk_score, run_interval,
        lookback, max_signals, mitre_tactics, mitre_techniques, enabled
   FROM lambda_detect.rules \gx
 
-CREATE FUNCTION pg_temp.attack(id text, patch jsonb DEFAULT '{}', params jsonb DEFAULT '{}')
-RETURNS jsonb LANGUAGE sql AS $$
-  SELECT jsonb_build_object('eventID', id, 'eventTime', '2026-11-01T10:00:00Z',
-    'eventSource', 'lambda.amazonaws.com', 'eventName', 'AddPermission20150331v2',
-    'awsRegion', 'us-east-1', 'recipientAccountId', '111122223333',
-    'sourceIPAddress', '198.51.100.23', 'userAgent', 'aws-cli/2.17.60',
-    'userIdentity', jsonb_build_object('type', 'IAMUser', 'arn', 'arn:aws:iam::111122223333:user/mallory',
-                                       'accessKeyId', 'AKIAMALLORY', 'userName', 'mallory'),
-    'requestParameters', jsonb_build_object('action', 'lambda:InvokeFunction', 'functionName', 'payments',
-                                            'principal', '*', 'statementId', 'open') || params,
-    'responseElements', jsonb_build_object('statement', '{"Sid":"open"}')) || patch
-$$;
 
 INSERT INTO lambda_detect.inbox (source, payload) VALUES
   -- matches
@@ -87,13 +76,6 @@ SELECT candidates, matched, alerts_created, duplicates, status
 SELECT count(*) FROM lambda_detect.alerts;
 
 -- errors with SQLSTATEs and hints
-CREATE FUNCTION pg_temp.error_of(sql text) RETURNS text LANGUAGE plpgsql AS $$
-BEGIN
-  EXECUTE sql;
-  RETURN 'no error';
-EXCEPTION WHEN OTHERS THEN
-  RETURN SQLSTATE || ': ' || SQLERRM;
-END $$;
 SELECT pg_temp.error_of(q) FROM unnest(ARRAY[
   $q$SELECT lambda_detect.run_rule('no-such-rule')$q$,
   $q$SELECT lambda_detect.run_rule(NULL)$q$,
