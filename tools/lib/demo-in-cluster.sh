@@ -59,8 +59,8 @@ SELECT alert_id, rule, severity, risk_score, reason, event_time, account_id, aws
               function_arn, statement_id, aws_region) AS revert_with
   FROM lambda_detect.alerts;
 \x off
-\echo '-- the rule runs (the worker runs the rule right after ingesting candidates):'
-SELECT run_id, trigger, candidates, matched, alerts_created, duplicates, status FROM lambda_detect.rule_runs ORDER BY run_id;
+\echo '-- the rule runs (the worker runs every rule at start, then right after ingesting candidates):'
+SELECT run_id, rule, trigger, candidates, matched, alerts_created, duplicates, status FROM lambda_detect.rule_runs ORDER BY run_id;
 \echo '-- the same actor around the alert:'
 SELECT e.event_time, e.event_name, e.outcome, e.error_code
   FROM lambda_detect.events e, lambda_detect.alerts a
