@@ -25,7 +25,8 @@ OBJS = \
 	src/rule_cross_account.o \
 	src/exceptions.o \
 	src/rule_engine.o \
-	src/worker.o
+	src/worker.o \
+	src/dropdb_guard.o
 
 # The install script is assembled from the numbered parts in schema/.
 SCHEMA_PARTS = $(sort $(wildcard schema/[0-9]*.sql))

@@ -74,5 +74,6 @@ _PG_init(void)
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = ld_shmem_startup;
 
+	InstallDropDatabaseGuard();
 	RegisterIngestWorker();
 }

@@ -55,6 +55,10 @@ extern void SharedStateRecordRuleRun(void);
 extern void SharedStateRecordError(const char *message);
 extern int	SharedStateConnectFailures(bool increment, bool reset);
 extern void WakeWorker(void);
+extern void StopWorkerInDatabase(const char *dbname);
+
+/* dropdb_guard.c */
+extern void InstallDropDatabaseGuard(void);
 
 /* guarded.c */
 typedef void (*GuardedFunction) (void *arg);

@@ -235,6 +235,42 @@ WakeWorker(void)
 }
 
 /*
+ * StopWorkerInDatabase asks the worker to exit if it is connected to
+ * dbname, and waits (up to five seconds) until it has, so that a statement
+ * that needs the database to itself can proceed.
+ */
+void
+StopWorkerInDatabase(const char *dbname)
+{
+	pid_t		pid;
+
+	if (ld_shared == NULL)
+		return;
+	SpinLockAcquire(&ld_shared->mutex);
+	pid = strcmp(ld_shared->database, dbname) == 0 ? ld_shared->worker_pid : 0;
+	SpinLockRelease(&ld_shared->mutex);
+	if (pid == 0)
+		return;
+
+	ereport(LOG,
+			(errmsg("lambda_detect: stopping the worker so that database \"%s\" can be changed",
+					dbname)));
+	kill(pid, SIGTERM);
+	for (int i = 0; i < 500; i++)
+	{
+		bool		gone;
+
+		SpinLockAcquire(&ld_shared->mutex);
+		gone = ld_shared->worker_pid != pid;
+		SpinLockRelease(&ld_shared->mutex);
+		if (gone)
+			return;
+		CHECK_FOR_INTERRUPTS();
+		pg_usleep(10000L);
+	}
+}
+
+/*
  * Wakes the worker once the transaction that filled the inbox commits.
  * Waking it earlier would let it look before the rows are visible and then
  * sleep until its next timeout.

@@ -112,5 +112,33 @@ is($node->safe_psql('postgres', q{
 	SELECT bool_and(complete_until IS NULL) FROM lambda_detect.rule_runs WHERE trigger = 'manual'}),
 	't', 'manual runs leave the watermark alone');
 
+# 4. DROP DATABASE of the worker's database is not blocked by the worker,
+# and only the database's owner can make the worker leave
+$node->safe_psql('postgres', 'CREATE DATABASE dropme');
+$node->safe_psql('dropme', 'CREATE EXTENSION lambda_detect');
+$node->safe_psql('postgres', 'CREATE ROLE regress_other LOGIN CREATEDB');
+$node->safe_psql('postgres', "ALTER SYSTEM SET lambda_detect.database = 'dropme'");
+$node->reload;
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'lambda_detect worker' AND datname = 'dropme'"),
+	'the worker runs in database dropme');
+my $pid = $node->safe_psql('postgres',
+	"SELECT pid FROM pg_stat_activity WHERE backend_type = 'lambda_detect worker'");
+my ($ret, $stdout, $stderr) = $node->psql('postgres', 'DROP DATABASE dropme',
+	extra_params => ['-U', 'regress_other']);
+like($stderr, qr/must be owner of database dropme/, 'a non-owner cannot drop it');
+is($node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'lambda_detect worker'"),
+	$pid, 'and its attempt leaves the worker alone');
+($ret, $stdout, $stderr) = $node->psql('postgres', 'DROP DATABASE dropme');
+is($ret, 0, 'the owner drops the database the worker was connected to');
+is($node->safe_psql('postgres', "SELECT count(*) FROM pg_database WHERE datname = 'dropme'"),
+	'0', 'it is gone');
+$node->safe_psql('postgres', "ALTER SYSTEM RESET lambda_detect.database");
+$node->reload;
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM pg_stat_activity WHERE backend_type = 'lambda_detect worker' AND datname = 'postgres'"),
+	'the worker comes back to its database once the setting points there again');
+
 $node->stop;
 done_testing();
