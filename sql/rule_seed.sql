@@ -90,3 +90,11 @@ UPDATE lambda_detect.rules SET severity = 'urgent';
 UPDATE lambda_detect.rules SET risk_score = 101;
 UPDATE lambda_detect.rules SET max_signals = 0;
 UPDATE lambda_detect.rules SET matcher = 'select 1';
+
+-- function ARNs are completed in the region's partition, isolated regions too
+INSERT INTO lambda_detect.inbox (payload) VALUES
+  (pg_temp.attack('m-isob', '{"awsRegion": "us-isob-east-1"}')),
+  (pg_temp.attack('m-gov', '{"awsRegion": "us-gov-west-1"}'));
+SELECT events FROM lambda_detect.ingest_now();
+SELECT alerts_created FROM lambda_detect.run_rule('lambda-public-invocation');
+SELECT event_id, function_arn FROM lambda_detect.alerts WHERE event_id IN ('m-isob', 'm-gov') ORDER BY 1;

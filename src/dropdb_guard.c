@@ -18,6 +18,7 @@
  */
 #include "postgres.h"
 
+#include "access/xact.h"
 #include "commands/dbcommands.h"
 #include "miscadmin.h"
 #include "nodes/parsenodes.h"
@@ -28,14 +29,28 @@
 
 static ProcessUtility_hook_type prev_ProcessUtility = NULL;
 
-/* The database a statement would need to have no other sessions in, or NULL. */
+/*
+ * The database a statement would need to have no other sessions in, or
+ * NULL.  Only statements that can succeed count: DROP DATABASE cannot run
+ * inside a transaction block, RENAME needs CREATEDB, neither works on the
+ * database the caller is connected to.  Otherwise a doomed statement would
+ * restart the worker for nothing.
+ */
 static const char *
-exclusive_database(Node *stmt)
+exclusive_database(Node *stmt, ProcessUtilityContext context)
 {
 	if (IsA(stmt, DropdbStmt))
+	{
+		if (context != PROCESS_UTILITY_TOPLEVEL || IsTransactionBlock())
+			return NULL;
 		return ((DropdbStmt *) stmt)->dbname;
+	}
 	if (IsA(stmt, RenameStmt) && ((RenameStmt *) stmt)->renameType == OBJECT_DATABASE)
+	{
+		if (!have_createdb_privilege())
+			return NULL;
 		return ((RenameStmt *) stmt)->subname;
+	}
 	return NULL;
 }
 
@@ -44,13 +59,14 @@ ld_ProcessUtility(PlannedStmt *pstmt, const char *queryString, bool readOnlyTree
 				  ProcessUtilityContext context, ParamListInfo params,
 				  QueryEnvironment *queryEnv, DestReceiver *dest, QueryCompletion *qc)
 {
-	const char *dbname = exclusive_database(pstmt->utilityStmt);
+	const char *dbname = exclusive_database(pstmt->utilityStmt, context);
 
 	if (dbname != NULL)
 	{
 		Oid			dboid = get_database_oid(dbname, true);
 
-		if (OidIsValid(dboid) && pg_database_ownercheck(dboid, GetUserId()))
+		if (OidIsValid(dboid) && dboid != MyDatabaseId &&
+			pg_database_ownercheck(dboid, GetUserId()))
 			StopWorkerInDatabase(dbname);
 	}
 

@@ -159,6 +159,14 @@ resolve_function_arn(const char *function, const char *region, const char *accou
 		partition = "aws-cn";
 	else if (strncmp(region, "us-gov-", strlen("us-gov-")) == 0)
 		partition = "aws-us-gov";
+	else if (strncmp(region, "us-isob-", strlen("us-isob-")) == 0)
+		partition = "aws-iso-b";
+	else if (strncmp(region, "us-isof-", strlen("us-isof-")) == 0)
+		partition = "aws-iso-f";
+	else if (strncmp(region, "eu-isoe-", strlen("eu-isoe-")) == 0)
+		partition = "aws-iso-e";
+	else if (strncmp(region, "us-iso-", strlen("us-iso-")) == 0)
+		partition = "aws-iso";
 	else
 		partition = "aws";
 

@@ -22,6 +22,7 @@
 #include "miscadmin.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/procarray.h"
 #include "storage/lwlock.h"
 #include "storage/shmem.h"
 #include "storage/spin.h"
@@ -255,7 +256,9 @@ StopWorkerInDatabase(const char *dbname)
 	ereport(LOG,
 			(errmsg("lambda_detect: stopping the worker so that database \"%s\" can be changed",
 					dbname)));
-	kill(pid, SIGTERM);
+	/* the pid must still be a process of ours: not a reused pid */
+	if (BackendPidGetProc(pid) == NULL || kill(pid, SIGTERM) != 0)
+		return;
 	for (int i = 0; i < 500; i++)
 	{
 		bool		gone;

@@ -130,6 +130,11 @@ like($stderr, qr/must be owner of database dropme/, 'a non-owner cannot drop it'
 is($node->safe_psql('postgres',
 		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'lambda_detect worker'"),
 	$pid, 'and its attempt leaves the worker alone');
+($ret, $stdout, $stderr) = $node->psql('postgres', 'BEGIN; DROP DATABASE dropme; COMMIT;');
+like($stderr, qr/cannot run inside a transaction block/, 'a DROP DATABASE that cannot succeed fails');
+is($node->safe_psql('postgres',
+		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'lambda_detect worker'"),
+	$pid, 'and leaves the worker alone too');
 ($ret, $stdout, $stderr) = $node->psql('postgres', 'DROP DATABASE dropme');
 is($ret, 0, 'the owner drops the database the worker was connected to');
 is($node->safe_psql('postgres', "SELECT count(*) FROM pg_database WHERE datname = 'dropme'"),
