@@ -171,6 +171,7 @@ RuleCandidateSucceeded(const RuleCandidate *c)
 
 /* rule_engine.c: helpers shared by the matchers */
 extern bool LambdaInvokeAction(const char *action);
+extern JsonbContainer *SuccessfulAddPermissionParams(const RuleCandidate *c);
 
 /* rule_lambda_public.c: the seed rule's matcher */
 extern bool MatchLambdaPublicInvocation(const RuleCandidate *candidate,

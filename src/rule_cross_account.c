@@ -92,15 +92,9 @@ MatchLambdaCrossAccountInvocation(const RuleCandidate *c, StringInfo reason,
 	char	   *function;
 	char		account[ACCOUNT_ID_LEN + 1];
 
-	if (strcmp(c->event_source, "lambda.amazonaws.com") != 0 ||
-		strncmp(c->event_name, "AddPermission", strlen("AddPermission")) != 0 ||
-		!RuleCandidateSucceeded(c) ||
-		c->recipient_account_id == NULL ||
-		c->request_parameters == NULL ||
-		!JB_ROOT_IS_OBJECT(c->request_parameters))
+	params = SuccessfulAddPermissionParams(c);
+	if (params == NULL || c->recipient_account_id == NULL)
 		return false;
-
-	params = &c->request_parameters->root;
 	action = JsonbObjectGetString(params, "action", NULL);
 	if (action == NULL || !LambdaInvokeAction(action))
 		return false;

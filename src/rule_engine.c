@@ -135,6 +135,24 @@ LambdaInvokeAction(const char *action)
 }
 
 /*
+ * SuccessfulAddPermissionParams is the gate the AddPermission rules share: a
+ * successful AddPermission* call to lambda.amazonaws.com (eventName prefix
+ * case-sensitive, as Elastic's) whose requestParameters is an object.
+ * Returns that object, or NULL when the candidate is not one.
+ */
+JsonbContainer *
+SuccessfulAddPermissionParams(const RuleCandidate *c)
+{
+	if (strcmp(c->event_source, "lambda.amazonaws.com") != 0 ||
+		strncmp(c->event_name, "AddPermission", strlen("AddPermission")) != 0 ||
+		!RuleCandidateSucceeded(c) ||
+		c->request_parameters == NULL ||
+		!JB_ROOT_IS_OBJECT(c->request_parameters))
+		return NULL;
+	return &c->request_parameters->root;
+}
+
+/*
  * resolve_function_arn gives the ARN of the function an event names, as the
  * alert records it: functionName as given when it is an ARN; a partial ARN
  * (account:function:name) or a bare name completed with the partition of

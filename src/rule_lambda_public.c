@@ -30,14 +30,6 @@
 
 #include "lambda_detect.h"
 
-/* Elastic's event.outcome: failure when errorCode or errorMessage is non-empty */
-static bool
-succeeded(const RuleCandidate *c)
-{
-	return (c->error_code == NULL || c->error_code[0] == '\0') &&
-		(c->error_message == NULL || c->error_message[0] == '\0');
-}
-
 /*
  * MatchLambdaPublicInvocation decides whether a candidate event matches the
  * seed rule, and if so says why in reason.
@@ -50,14 +42,9 @@ MatchLambdaPublicInvocation(const RuleCandidate *c, StringInfo reason)
 	char	   *principal;
 	char	   *function;
 
-	if (strcmp(c->event_source, "lambda.amazonaws.com") != 0 ||
-		strncmp(c->event_name, "AddPermission", strlen("AddPermission")) != 0 ||
-		!succeeded(c) ||
-		c->request_parameters == NULL ||
-		!JB_ROOT_IS_OBJECT(c->request_parameters))
+	params = SuccessfulAddPermissionParams(c);
+	if (params == NULL)
 		return false;
-
-	params = &c->request_parameters->root;
 	action = JsonbObjectGetString(params, "action", NULL);
 	if (action == NULL || strstr(action, "lambda:InvokeFunction") == NULL)
 		return false;

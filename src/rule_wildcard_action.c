@@ -41,14 +41,9 @@ MatchLambdaPublicWildcardAction(const RuleCandidate *c, StringInfo reason,
 	StringInfoData seed_reason;
 	bool		seed_matches;
 
-	if (strcmp(c->event_source, "lambda.amazonaws.com") != 0 ||
-		strncmp(c->event_name, "AddPermission", strlen("AddPermission")) != 0 ||
-		!RuleCandidateSucceeded(c) ||
-		c->request_parameters == NULL ||
-		!JB_ROOT_IS_OBJECT(c->request_parameters))
+	params = SuccessfulAddPermissionParams(c);
+	if (params == NULL)
 		return false;
-
-	params = &c->request_parameters->root;
 	action = JsonbObjectGetString(params, "action", NULL);
 	if (action == NULL || !LambdaInvokeAction(action))
 		return false;
