@@ -15,6 +15,7 @@ OBJS = \
 	src/settings.o \
 	src/shmem.o \
 	src/guarded.o \
+	src/schema_version.o \
 	src/json_text.o \
 	src/normalize.o \
 	src/ingest.o \
@@ -31,7 +32,10 @@ OBJS = \
 # The install script is assembled from the numbered parts in schema/.
 SCHEMA_PARTS = $(sort $(wildcard schema/[0-9]*.sql))
 DATA_built = lambda_detect--$(EXTVERSION).sql
-DATA = $(wildcard schema/upgrades/lambda_detect--*--*.sql)
+# Released versions' install scripts are frozen in schema/releases (never
+# edited); every later schema change also goes into an upgrade script.
+DATA = $(wildcard schema/releases/lambda_detect--*.sql) \
+	$(wildcard schema/upgrades/lambda_detect--*--*.sql)
 
 REGRESS = normalize ingest_inbox ingest_files rule_seed rule_window rule_companions exceptions notify_payload explain security privileges settings investigation triage
 REGRESS_OPTS = --inputdir=. --outputdir=.

@@ -65,6 +65,10 @@ typedef void (*GuardedFunction) (void *arg);
 extern ErrorData *RunGuarded(GuardedFunction fn, void *arg);
 extern bool IsTransientError(ErrorData *edata);
 
+/* schema_version.c */
+extern char *InstalledSchemaVersion(void);
+extern void CheckSchemaVersion(void);
+
 /* normalize.c */
 extern bool ParseCloudTrailTime(const char *str, int len, TimestampTz *result);
 

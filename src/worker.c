@@ -27,7 +27,6 @@
 #include <limits.h>
 
 #include "access/xact.h"
-#include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -92,6 +91,7 @@ static char *last_unit_error = NULL;
 static bool extension_present = false;
 static bool rule_cap_logged = false;
 static bool extension_missing_logged = false;
+static bool schema_version_logged = false;
 static char connected_db[NAMEDATALEN];
 
 typedef bool (*UnitFunction) (void *arg);
@@ -205,14 +205,20 @@ run_unit(const char *activity, UnitFunction fn, void *arg, UnitBackoff *backoff,
 {
 	volatile bool more = false;
 	volatile bool missing = false;
+	char	   *volatile other_version = NULL;
 
 	if (ok)
 		*ok = false;
 	PG_TRY();
 	{
+		char	   *installed;
+
 		begin_unit(activity);
-		if (!OidIsValid(get_extension_oid("lambda_detect", true)))
+		installed = InstalledSchemaVersion();
+		if (installed == NULL)
 			missing = true;
+		else if (strcmp(installed, LAMBDA_DETECT_VERSION) != 0)
+			other_version = MemoryContextStrdup(worker_cxt, installed);
 		else
 			more = fn(arg);
 		end_unit();
@@ -260,6 +266,21 @@ run_unit(const char *activity, UnitFunction fn, void *arg, UnitBackoff *backoff,
 		return false;
 	}
 	extension_missing_logged = false;
+	if (other_version != NULL)
+	{
+		/* the new library is loaded; the schema awaits ALTER EXTENSION UPDATE */
+		if (extension_present || !schema_version_logged)
+			ereport(LOG,
+					(errmsg("lambda_detect worker: schema version %s in database \"%s\" does not match library version %s; waiting",
+							other_version, connected_db, LAMBDA_DETECT_VERSION),
+					 errhint("Run ALTER EXTENSION lambda_detect UPDATE in that database.")));
+		pfree(other_version);
+		schema_version_logged = true;
+		extension_present = false;
+		SharedStateSetState("waiting for ALTER EXTENSION UPDATE");
+		return false;
+	}
+	schema_version_logged = false;
 	if (ok)
 		*ok = true;
 	return more;
