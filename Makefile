@@ -15,6 +15,7 @@ OBJS = \
 	src/settings.o \
 	src/shmem.o \
 	src/guarded.o \
+	src/spi_plans.o \
 	src/schema_version.o \
 	src/json_text.o \
 	src/normalize.o \
@@ -25,6 +26,7 @@ OBJS = \
 	src/rule_function_url.o \
 	src/rule_cross_account.o \
 	src/exceptions.o \
+	src/rule_options.o \
 	src/rule_engine.o \
 	src/worker.o \
 	src/dropdb_guard.o
@@ -33,11 +35,16 @@ OBJS = \
 SCHEMA_PARTS = $(sort $(wildcard schema/[0-9]*.sql))
 DATA_built = lambda_detect--$(EXTVERSION).sql
 # Released versions' install scripts are frozen in schema/releases (never
-# edited); every later schema change also goes into an upgrade script.
+# edited).  After a release, schema changes are new numbered parts, which
+# both the install script and the upgrade script from the last release run:
+# an upgrade script is its header in schema/upgrades/<from>--<to>.sql
+# followed by the parts added since <from> (docs/upgrades.md).
+UPGRADE_1.0--1.1 = schema/10_rule_options.sql
+DATA_built += lambda_detect--1.0--1.1.sql
 DATA = $(wildcard schema/releases/lambda_detect--*.sql) \
 	$(wildcard schema/upgrades/lambda_detect--*--*.sql)
 
-REGRESS = normalize ingest_inbox ingest_files rule_seed rule_window rule_companions exceptions notify_payload explain security privileges settings investigation triage
+REGRESS = normalize ingest_inbox ingest_files rule_seed rule_window rule_companions rule_options exceptions notify_payload explain security privileges settings investigation triage
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
 PG_CPPFLAGS = -I$(srcdir)/src -DLAMBDA_DETECT_VERSION=\"$(EXTVERSION)\"
@@ -50,8 +57,11 @@ PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
 
-$(DATA_built): $(SCHEMA_PARTS) lambda_detect.control
+lambda_detect--$(EXTVERSION).sql: $(SCHEMA_PARTS) lambda_detect.control
 	cat $(SCHEMA_PARTS) > $@
+
+lambda_detect--1.0--1.1.sql: schema/upgrades/1.0--1.1.sql $(UPGRADE_1.0--1.1)
+	cat $^ > $@
 
 # The alert listener, a libpq client installed next to the server's programs.
 LISTEN_CLIENT = lambda-detect-listen

@@ -71,21 +71,6 @@ static const char *const field_names[EXCEPTION_NFIELDS] = {
 static SPIPlanPtr load_plan = NULL;
 static SPIPlanPtr record_plan = NULL;
 
-static SPIPlanPtr
-prepare_once(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
-{
-	if (*cache == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, argtypes);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		*cache = plan;
-	}
-	return *cache;
-}
-
 static ExceptionField
 parse_field(const char *name)
 {
@@ -131,14 +116,14 @@ LoadRuleExceptions(const char *rule)
 	RuleExceptions *result = palloc0(sizeof(RuleExceptions));
 	int			ret;
 
-	prepare_once(&load_plan,
-				 "SELECT x.id, x.field, x.operator, x.value,"
-				 "       CASE WHEN x.operator = 'in_cidr' THEN x.value::cidr END"
-				 "  FROM lambda_detect.exceptions x"
-				 " WHERE (x.rule = $1 OR x.rule IS NULL)"
-				 "   AND (x.expires_at IS NULL OR x.expires_at > now())"
-				 " ORDER BY x.id",
-				 1, argtypes);
+	PrepareKeptPlan(&load_plan,
+					"SELECT x.id, x.field, x.operator, x.value,"
+					"       CASE WHEN x.operator = 'in_cidr' THEN x.value::cidr END"
+					"  FROM lambda_detect.exceptions x"
+					" WHERE (x.rule = $1 OR x.rule IS NULL)"
+					"   AND (x.expires_at IS NULL OR x.expires_at > now())"
+					" ORDER BY x.id",
+					1, argtypes, 0);
 	ret = SPI_execute_plan(load_plan, &value, NULL, true, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read exceptions: %s", SPI_result_code_string(ret));
@@ -281,27 +266,36 @@ FindRuleException(const RuleExceptions *exceptions, const ExceptionSubject *subj
 /*
  * RecordSuppressedMatch keeps a suppressed match findable.  One row per
  * (rule, event): a re-run that suppresses the same match again keeps the
- * first row, as alerts keep the first alert.
+ * first row, as alerts keep the first alert.  The cause is an exception
+ * (exception_id) or, with exception_id 0, the rule's skip_scoped_by entry
+ * scoped_by (rule_options.c).
  */
 void
 RecordSuppressedMatch(int64 run_id, const char *rule, const char *event_id,
-					  int64 exception_id)
+					  int64 exception_id, const char *scoped_by)
 {
-	Oid			argtypes[4] = {INT8OID, TEXTOID, TEXTOID, INT8OID};
-	Datum		values[4];
+	Oid			argtypes[5] = {INT8OID, TEXTOID, TEXTOID, INT8OID, TEXTOID};
+	Datum		values[5];
+	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
 	int			ret;
 
-	prepare_once(&record_plan,
-				 "INSERT INTO lambda_detect.suppressed_matches"
-				 " (run_id, rule, event_id, exception_id, suppressed_at)"
-				 " VALUES ($1, $2, $3, $4, clock_timestamp())"
-				 " ON CONFLICT (rule, event_id) DO NOTHING",
-				 4, argtypes);
+	PrepareKeptPlan(&record_plan,
+					"INSERT INTO lambda_detect.suppressed_matches"
+					" (run_id, rule, event_id, exception_id, scoped_by, suppressed_at)"
+					" VALUES ($1, $2, $3, $4, $5, clock_timestamp())"
+					" ON CONFLICT (rule, event_id) DO NOTHING",
+					5, argtypes, 0);
 	values[0] = Int64GetDatum(run_id);
 	values[1] = CStringGetTextDatum(rule);
 	values[2] = CStringGetTextDatum(event_id);
 	values[3] = Int64GetDatum(exception_id);
-	ret = SPI_execute_plan(record_plan, values, NULL, false, 0);
+	if (exception_id == 0)
+		nulls[3] = 'n';
+	if (scoped_by != NULL)
+		values[4] = CStringGetTextDatum(scoped_by);
+	else
+		nulls[4] = 'n';
+	ret = SPI_execute_plan(record_plan, values, nulls, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not record suppressed match: %s", SPI_result_code_string(ret));
 }

@@ -14,6 +14,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "utils/elog.h"
 #include "utils/palloc.h"
@@ -65,6 +66,10 @@ typedef void (*GuardedFunction) (void *arg);
 extern ErrorData *RunGuarded(GuardedFunction fn, void *arg);
 extern bool IsTransientError(ErrorData *edata);
 
+/* spi_plans.c */
+extern SPIPlanPtr PrepareKeptPlan(SPIPlanPtr *cache, const char *sql, int nargs,
+								  Oid *argtypes, int cursor_options);
+
 /* schema_version.c */
 extern char *InstalledSchemaVersion(void);
 extern void CheckSchemaVersion(void);
@@ -103,6 +108,25 @@ extern void AddSkipReasons(IngestCounts *counts, Datum reasons);
 extern bool ScanInboxDirectory(const char *origin, IngestCounts *counts,
 							   MemoryContext listcxt, void (*boundary) (void));
 
+/*
+ * The alert fields a rule can group by (rules.group_by; the names are in
+ * rule_options.c and in rules_group_by_check).
+ */
+typedef enum RuleGroupField
+{
+	GROUP_FUNCTION_ARN,
+	GROUP_FUNCTION_NAME,
+	GROUP_ACTOR_ARN,
+	GROUP_ACCOUNT_ID,
+	GROUP_AWS_REGION,
+	GROUP_SOURCE_IP,
+	GROUP_PRINCIPAL,
+	GROUP_ACTION,
+	GROUP_STATEMENT_ID,
+	GROUP_USER_AGENT,
+	RULE_GROUP_MAX_FIELDS
+} RuleGroupField;
+
 /* rule_engine.c: one run of one rule */
 typedef struct RuleRunState
 {
@@ -116,6 +140,12 @@ typedef struct RuleRunState
 	Interval	run_interval;
 	int32		max_signals;
 	bool		enabled;
+	/* its options (rule_options.c) */
+	int			ngroup_by;
+	int			group_by[RULE_GROUP_MAX_FIELDS];	/* RuleGroupField */
+	Interval	group_window;	/* valid when ngroup_by > 0 */
+	bool		skip_org_scoped;	/* skip_scoped_by has principalOrgID */
+	bool		skip_source_scoped; /* ... and sourceArn+sourceAccount */
 	/* the run */
 	int64		run_id;
 	TimestampTz window_start;
@@ -125,6 +155,8 @@ typedef struct RuleRunState
 	int64		alerts_created;
 	int64		duplicates;
 	int64		suppressed;		/* matches an exception suppressed */
+	int64		scoped_out;		/* matches skip_scoped_by kept out */
+	int64		grouped;		/* matches folded into an open alert */
 	bool		truncated;
 	bool		track_watermark;	/* a worker run: record complete_until */
 	TimestampTz complete_until;
@@ -223,8 +255,19 @@ extern int	RuleExceptionCount(const RuleExceptions *exceptions);
 extern int64 FindRuleException(const RuleExceptions *exceptions,
 							   const ExceptionSubject *subject);
 extern void RecordSuppressedMatch(int64 run_id, const char *rule,
-								  const char *event_id, int64 exception_id);
+								  const char *event_id, int64 exception_id,
+								  const char *scoped_by);
 extern bool GlobMatch(const char *pattern, const char *text);
+
+/* rule_options.c: skip_scoped_by and grouping */
+extern void LoadRuleOptions(RuleRunState *state, Datum group_by, bool group_by_null,
+							Datum group_window, bool group_window_null,
+							Datum skip_scoped_by, bool skip_scoped_by_null);
+extern const char *RuleScopedOut(const RuleRunState *state, Jsonb *request_parameters);
+extern void BuildGroupKey(const RuleRunState *state, const char *const *values,
+						  Datum *keys, Datum *vals);
+extern int64 JoinAlertGroup(RuleRunState *state, const char *event_id,
+							TimestampTz event_time, Datum keys, Datum vals);
 
 /* worker.c */
 extern void RegisterIngestWorker(void);

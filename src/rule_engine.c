@@ -77,7 +77,8 @@ static const struct
 };
 
 #define RULE_COLUMNS \
-	"rule, version, matcher, severity, risk_score, lookback, max_signals, enabled, run_interval"
+	"rule, version, matcher, severity, risk_score, lookback, max_signals, enabled, run_interval," \
+	" group_by, group_window, skip_scoped_by"
 
 static SPIPlanPtr load_rule_plan = NULL;
 static SPIPlanPtr lock_rule_plan = NULL;
@@ -90,31 +91,14 @@ static SPIPlanPtr horizon_plan = NULL;
 static SPIPlanPtr mark_failed_plan = NULL;
 
 /*
- * prepare_kept prepares a statement once per backend and keeps its plan.
- * The candidate query is planned afresh at each run instead (custom_plan),
- * so that a plan made while events was small never outlives that.
+ * Statements are prepared once per backend and their plans kept.  The
+ * candidate query is planned afresh at each run instead (custom plan), so
+ * that a plan made while events was small never outlives that.
  */
-static SPIPlanPtr
-prepare_kept_opts(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
-				  bool custom_plan)
-{
-	if (*cache == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes,
-											  custom_plan ? CURSOR_OPT_CUSTOM_PLAN : 0);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		*cache = plan;
-	}
-	return *cache;
-}
-
 static SPIPlanPtr
 prepare_kept(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
 {
-	return prepare_kept_opts(cache, sql, nargs, argtypes, false);
+	return PrepareKeptPlan(cache, sql, nargs, argtypes, 0);
 }
 
 static TimestampTz oldest_open_transaction_start(TimestampTz limit);
@@ -263,6 +247,17 @@ load_rule(const char *rule, bool lock, RuleRunState *state)
 	state->enabled = DatumGetBool(SPI_getbinval(tup, desc, 8, &isnull));
 	memcpy(&state->run_interval, DatumGetIntervalP(SPI_getbinval(tup, desc, 9, &isnull)),
 		   sizeof(Interval));
+	{
+		bool		group_by_null,
+					group_window_null,
+					skip_null;
+		Datum		group_by = SPI_getbinval(tup, desc, 10, &group_by_null);
+		Datum		group_window = SPI_getbinval(tup, desc, 11, &group_window_null);
+		Datum		skip = SPI_getbinval(tup, desc, 12, &skip_null);
+
+		LoadRuleOptions(state, group_by, group_by_null, group_window, group_window_null,
+						skip, skip_null);
+	}
 	SPI_freetuptable(SPI_tuptable);
 	return true;
 }
@@ -353,17 +348,19 @@ RuleRunStart(const char *rule, const char *trigger, TimestampTz as_of,
  * create_alert inserts the alert of one matching event, taking the triage
  * fields from the event row; function_arn comes resolved, and the grant
  * (action, principal, statement id) from requestParameters unless the
- * matcher set it.  Returns false when the (rule, event) alert already
- * existed (a concurrent run made it first).
+ * matcher set it.  For a grouping rule, group_keys and group_values are
+ * the group key (BuildGroupKey); otherwise (Datum) 0.  Returns false when
+ * the (rule, event) alert already existed (a concurrent run made it first).
  */
 static bool
 create_alert(RuleRunState *state, const char *event_id, const char *reason,
-			 const char *function_arn, const RuleGrant *grant)
+			 const char *function_arn, const RuleGrant *grant,
+			 Datum group_keys, Datum group_values)
 {
-	Oid			argtypes[12] = {TEXTOID, INT4OID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
-		TEXTOID, BOOLOID, TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[12];
-	char		nulls[12];
+	Oid			argtypes[15] = {TEXTOID, INT4OID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
+		TEXTOID, BOOLOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, INTERVALOID};
+	Datum		values[15];
+	char		nulls[15];
 	int			ret;
 	bool		created;
 
@@ -373,7 +370,7 @@ create_alert(RuleRunState *state, const char *event_id, const char *reason,
 				 "  risk_score, reason, account_id, aws_region, event_name, function_name,"
 				 "  function_arn, statement_id, action, principal, scoped_by, actor_arn,"
 				 "  actor_type, access_key_id, user_name, source_ip, source_address, user_agent,"
-				 "  request_parameters, response_elements)"
+				 "  request_parameters, response_elements, group_key, group_window)"
 				 " SELECT $1, $2, $3, e.event_id, e.event_time, e.ingested_at, $4, $5, $6,"
 				 "   e.recipient_account_id, e.aws_region, e.event_name, p.rp ->> 'functionName', $8,"
 				 "   CASE WHEN $9 THEN $12 ELSE p.rp ->> 'statementId' END,"
@@ -385,7 +382,8 @@ create_alert(RuleRunState *state, const char *event_id, const char *reason,
 				 "                          'invokedViaFunctionUrl')"
 				 "                AND v <> 'null'::jsonb AND v <> '\"\"'::jsonb), '{}'),"
 				 "   e.actor_arn, e.actor_type, e.access_key_id, e.user_name, e.source_ip,"
-				 "   e.source_address, e.user_agent, e.request_parameters, e.response_elements"
+				 "   e.source_address, e.user_agent, e.request_parameters, e.response_elements,"
+				 "   CASE WHEN $15 IS NOT NULL THEN jsonb_object($13, $14) END, $15"
 				 "  FROM lambda_detect.events e,"
 				 "   LATERAL (SELECT CASE WHEN jsonb_typeof(e.request_parameters) = 'object'"
 				 "                        THEN e.request_parameters"
@@ -393,7 +391,7 @@ create_alert(RuleRunState *state, const char *event_id, const char *reason,
 				 " WHERE e.event_id = $7"
 				 " ON CONFLICT (rule, event_id) DO NOTHING"
 				 " RETURNING a.alert_id",
-				 12, argtypes);
+				 15, argtypes);
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = CStringGetTextDatum(state->rule);
@@ -420,6 +418,14 @@ create_alert(RuleRunState *state, const char *event_id, const char *reason,
 		values[11] = CStringGetTextDatum(grant->statement_id);
 	else
 		nulls[11] = 'n';
+	if (group_keys != (Datum) 0)
+	{
+		values[12] = group_keys;
+		values[13] = group_values;
+		values[14] = IntervalPGetDatum(&state->group_window);
+	}
+	else
+		nulls[12] = nulls[13] = nulls[14] = 'n';
 	ret = SPI_execute_plan(alert_plan, values, nulls, false, 0);
 	if (ret != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not create alert: %s", SPI_result_code_string(ret));
@@ -464,6 +470,43 @@ fill_exception_subject(ExceptionSubject *s, HeapTuple tup, TupleDesc desc,
 }
 
 /*
+ * group_match makes the group key of a match of a grouping rule, from the
+ * values its alert would carry (those exceptions see, plus the grant's
+ * principal and action).
+ */
+static void
+group_match(const RuleRunState *state, const ExceptionSubject *subject,
+			const RuleCandidate *c, const RuleGrant *grant,
+			Datum *keys, Datum *vals)
+{
+	const char *values[RULE_GROUP_MAX_FIELDS];
+
+	values[GROUP_FUNCTION_ARN] = subject->fields[EXCEPTION_FUNCTION_ARN];
+	values[GROUP_FUNCTION_NAME] = subject->fields[EXCEPTION_FUNCTION_NAME];
+	values[GROUP_ACTOR_ARN] = subject->fields[EXCEPTION_ACTOR_ARN];
+	values[GROUP_ACCOUNT_ID] = subject->fields[EXCEPTION_ACCOUNT_ID];
+	values[GROUP_AWS_REGION] = subject->fields[EXCEPTION_AWS_REGION];
+	values[GROUP_SOURCE_IP] = subject->fields[EXCEPTION_SOURCE_IP];
+	values[GROUP_STATEMENT_ID] = subject->fields[EXCEPTION_STATEMENT_ID];
+	values[GROUP_USER_AGENT] = subject->fields[EXCEPTION_USER_AGENT];
+	if (grant->set)
+	{
+		values[GROUP_PRINCIPAL] = grant->principal;
+		values[GROUP_ACTION] = grant->action;
+	}
+	else if (c->request_parameters != NULL && JB_ROOT_IS_OBJECT(c->request_parameters))
+	{
+		values[GROUP_PRINCIPAL] = JsonbObjectGetString(&c->request_parameters->root,
+													   "principal", NULL);
+		values[GROUP_ACTION] = JsonbObjectGetString(&c->request_parameters->root,
+													"action", NULL);
+	}
+	else
+		values[GROUP_PRINCIPAL] = values[GROUP_ACTION] = NULL;
+	BuildGroupKey(state, values, keys, vals);
+}
+
+/*
  * execute_rule is the body of a run: it walks the window's candidates in
  * ingest order and alerts on the matches, until the window is exhausted or
  * max_signals new alerts exist.  A match already alerted is a duplicate; a
@@ -485,18 +528,20 @@ execute_rule(void *arg)
 	MemoryContext oldcxt;
 	RuleExceptions *exceptions;
 
-	prepare_kept_opts(&candidates_plan,
+	PrepareKeptPlan(&candidates_plan,
 				 "SELECT e.event_id, e.event_source, e.event_name, e.error_code,"
 				 "       e.error_message, e.request_parameters,"
 				 "       EXISTS (SELECT 1 FROM lambda_detect.alerts a"
-				 "                WHERE a.rule = $3 AND a.event_id = e.event_id),"
+				 "                WHERE a.rule = $3 AND a.event_id = e.event_id)"
+				 "       OR EXISTS (SELECT 1 FROM lambda_detect.alert_occurrences o"
+				 "                  WHERE o.rule = $3 AND o.event_id = e.event_id),"
 				 "       e.recipient_account_id, e.aws_region, e.actor_arn, e.source_ip,"
-				 "       e.source_address, e.user_agent"
+				 "       e.source_address, e.user_agent, e.event_time"
 				 "  FROM lambda_detect.events e"
 				 " WHERE " LD_CANDIDATE_PREDICATE("e")
 				 "   AND e.ingested_at >= $1 AND e.ingested_at <= $2"
 				 " ORDER BY e.ingested_at",
-				 3, argtypes, true);
+				 3, argtypes, CURSOR_OPT_CUSTOM_PLAN);
 	values[0] = TimestampTzGetDatum(state->window_start);
 	values[1] = TimestampTzGetDatum(state->window_end);
 	values[2] = CStringGetTextDatum(state->rule);
@@ -543,6 +588,9 @@ execute_rule(void *arg)
 			char	   *function_name = NULL;
 			char	   *function_arn;
 			int64		exception_id = 0;
+			const char *scope;
+			Datum		group_keys = (Datum) 0;
+			Datum		group_values = (Datum) 0;
 
 			CHECK_FOR_INTERRUPTS();
 			state->candidates++;
@@ -576,26 +624,46 @@ execute_rule(void *arg)
 				continue;
 			}
 
+			/* first the rule's own options, then its exceptions, then grouping */
+			scope = RuleScopedOut(state, c.request_parameters);
 			if (c.request_parameters != NULL && JB_ROOT_IS_OBJECT(c.request_parameters))
 				function_name = JsonbObjectGetString(&c.request_parameters->root,
 													 "functionName", NULL);
 			function_arn = resolve_function_arn(function_name,
 												nullable_text(tup, desc, 9),
 												c.recipient_account_id);
-			if (RuleExceptionCount(exceptions) > 0)
+			if (scope == NULL &&
+				(RuleExceptionCount(exceptions) > 0 || state->ngroup_by > 0))
 			{
 				ExceptionSubject subject;
 
 				fill_exception_subject(&subject, tup, desc, &c, function_name,
 									   function_arn, &grant);
-				exception_id = FindRuleException(exceptions, &subject);
+				if (RuleExceptionCount(exceptions) > 0)
+					exception_id = FindRuleException(exceptions, &subject);
+				if (exception_id == 0 && state->ngroup_by > 0)
+					group_match(state, &subject, &c, &grant, &group_keys, &group_values);
 			}
 			MemoryContextSwitchTo(oldcxt);
 
+			if (scope != NULL)
+			{
+				state->scoped_out++;
+				RecordSuppressedMatch(state->run_id, state->rule, event_id, 0, scope);
+				continue;
+			}
 			if (exception_id != 0)
 			{
 				state->suppressed++;
-				RecordSuppressedMatch(state->run_id, state->rule, event_id, exception_id);
+				RecordSuppressedMatch(state->run_id, state->rule, event_id, exception_id, NULL);
+				continue;
+			}
+			if (group_keys != (Datum) 0 &&
+				JoinAlertGroup(state, event_id,
+							   DatumGetTimestampTz(SPI_getbinval(tup, desc, 14, &isnull)),
+							   group_keys, group_values) != 0)
+			{
+				state->grouped++;
 				continue;
 			}
 			if (state->alerts_created >= state->max_signals)
@@ -605,7 +673,8 @@ execute_rule(void *arg)
 				state->truncated = true;
 				break;
 			}
-			if (create_alert(state, event_id, reason.data, function_arn, &grant))
+			if (create_alert(state, event_id, reason.data, function_arn, &grant,
+							 group_keys, group_values))
 				state->alerts_created++;
 			else
 				state->duplicates++;
@@ -646,19 +715,19 @@ oldest_open_transaction_start(TimestampTz limit)
 static void
 finish_run(RuleRunState *state, ErrorData *edata)
 {
-	Oid			argtypes[11] = {INT8OID, INT4OID, INT4OID, INT4OID, INT4OID, BOOLOID,
-		TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, INT4OID};
-	Datum		values[11];
-	char		nulls[11];
+	Oid			argtypes[13] = {INT8OID, INT4OID, INT4OID, INT4OID, INT4OID, BOOLOID,
+		TEXTOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, INT4OID, INT4OID, INT4OID};
+	Datum		values[13];
+	char		nulls[13];
 	int			ret;
 
 	prepare_kept(&finish_plan,
 				 "UPDATE lambda_detect.rule_runs SET finished_at = clock_timestamp(),"
 				 "  candidates = $2, matched = $3, alerts_created = $4, duplicates = $5,"
 				 "  truncated = $6, status = $7, error_sqlstate = $8, error = $9,"
-				 "  complete_until = $10, suppressed = $11"
+				 "  complete_until = $10, suppressed = $11, scoped_out = $12, grouped = $13"
 				 " WHERE run_id = $1",
-				 11, argtypes);
+				 13, argtypes);
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = Int64GetDatum(state->run_id);
 	values[1] = Int32GetDatum((int32) state->candidates);
@@ -682,6 +751,8 @@ finish_run(RuleRunState *state, ErrorData *edata)
 	if (edata || state->truncated || !state->track_watermark || state->complete_until == 0)
 		nulls[9] = 'n';
 	values[10] = Int32GetDatum((int32) state->suppressed);
+	values[11] = Int32GetDatum((int32) state->scoped_out);
+	values[12] = Int32GetDatum((int32) state->grouped);
 	ret = SPI_execute_plan(finish_plan, values, nulls, false, 0);
 	if (ret != SPI_OK_UPDATE)
 		elog(ERROR, "could not finish rule run: %s", SPI_result_code_string(ret));
@@ -718,7 +789,7 @@ RuleRunExecute(RuleRunState *state)
 			ERRCODE_TO_CATEGORY(edata->sqlerrcode) == ERRCODE_OPERATOR_INTERVENTION)
 			ReThrowError(edata);
 		state->candidates = state->matched = state->alerts_created = state->duplicates = 0;
-		state->suppressed = 0;
+		state->suppressed = state->scoped_out = state->grouped = 0;
 		state->truncated = false;
 	}
 	finish_run(state, edata);

@@ -1,0 +1,207 @@
+-- Rule options beyond parity: skip_scoped_by (grants scoped to an
+-- organisation or to one fixed source are not alerted, but counted and
+-- kept) and grouping (matches of one group within a window become one
+-- alert that counts them).  Both are off on the shipped rules.
+\set VERBOSITY terse
+\i sql/include/fresh_state.sql
+\i sql/include/fixtures.sql
+SET timezone = 'UTC';
+
+-- pg_temp.at(id, time, params): the attack at another event time
+CREATE FUNCTION pg_temp.at(id text, t text, params jsonb DEFAULT '{}') RETURNS jsonb
+LANGUAGE sql AS $$ SELECT pg_temp.attack(id, jsonb_build_object('eventTime', t), params) $$;
+-- pg_temp.run(): ingest the inbox, run the seed rule, show the run's counts
+CREATE FUNCTION pg_temp.run() RETURNS TABLE (candidates int, matched int, alerts_created int,
+    duplicates int, suppressed int, scoped_out int, grouped int)
+LANGUAGE plpgsql AS $$
+BEGIN
+  PERFORM lambda_detect.ingest_now();
+  RETURN QUERY
+  SELECT r.candidates, r.matched, r.alerts_created, r.duplicates, r.suppressed, r.scoped_out, r.grouped
+    FROM lambda_detect.run_rule('lambda-public-invocation', now()) r;
+END $$;
+
+-- pg_temp.reset(): forget events and what runs made of them, between cases
+CREATE FUNCTION pg_temp.reset() RETURNS void LANGUAGE sql AS $$
+  TRUNCATE lambda_detect.events, lambda_detect.alerts, lambda_detect.alert_occurrences,
+           lambda_detect.suppressed_matches
+$$;
+
+-- the shipped rules: both options off (parity)
+SELECT rule, group_by, group_window, skip_scoped_by FROM lambda_detect.rules ORDER BY rule;
+
+-- 1. skip_scoped_by.  Off: a grant scoped to an organisation alerts (parity)
+INSERT INTO lambda_detect.inbox (source, payload) VALUES
+  ('scope', pg_temp.attack('org-parity', '{}', '{"functionName": "f0", "principalOrgID": "o-a1b2c3d4e5"}'));
+SELECT * FROM pg_temp.run();
+SELECT event_id, scoped_by FROM lambda_detect.alerts ORDER BY alert_id;
+
+UPDATE lambda_detect.rules SET skip_scoped_by = '{principalOrgID,sourceArn+sourceAccount}'
+ WHERE rule = 'lambda-public-invocation';
+INSERT INTO lambda_detect.inbox (source, payload) VALUES
+  -- kept out
+  ('scope', pg_temp.attack('org',        '{}', '{"functionName": "f1", "principalOrgID": "o-a1b2c3d4e5"}')),
+  ('scope', pg_temp.attack('src-fixed',  '{}', '{"functionName": "f2", "sourceArn": "arn:aws:s3:::invoices", "sourceAccount": "111122223333"}')),
+  -- alerted: the source is a pattern, or the account is missing, or the org is empty
+  ('scope', pg_temp.attack('src-star',   '{}', '{"functionName": "f3", "sourceArn": "arn:aws:s3:::invoices-*", "sourceAccount": "111122223333"}')),
+  ('scope', pg_temp.attack('src-qmark',  '{}', '{"functionName": "f4", "sourceArn": "arn:aws:s3:::invoice?", "sourceAccount": "111122223333"}')),
+  ('scope', pg_temp.attack('src-no-acct','{}', '{"functionName": "f5", "sourceArn": "arn:aws:s3:::invoices"}')),
+  ('scope', pg_temp.attack('acct-only',  '{}', '{"functionName": "f6", "sourceAccount": "111122223333"}')),
+  ('scope', pg_temp.attack('org-empty',  '{}', '{"functionName": "f7", "principalOrgID": ""}')),
+  ('scope', pg_temp.attack('unscoped',   '{}', '{"functionName": "f8"}'));
+SELECT * FROM pg_temp.run();
+SELECT event_id, scoped_by FROM lambda_detect.alerts ORDER BY alert_id;
+-- kept findable, with the entry that applied
+SELECT rule, event_id, exception_id, scoped_by FROM lambda_detect.suppressed_matches ORDER BY event_id;
+-- only the entry listed applies
+UPDATE lambda_detect.rules SET skip_scoped_by = '{sourceArn+sourceAccount}'
+ WHERE rule = 'lambda-public-invocation';
+INSERT INTO lambda_detect.inbox (source, payload) VALUES
+  ('scope', pg_temp.attack('org-2', '{}', '{"functionName": "f9", "principalOrgID": "o-a1b2c3d4e5"}'));
+SELECT * FROM pg_temp.run();
+-- a re-run finds nothing new
+SELECT * FROM pg_temp.run();
+UPDATE lambda_detect.rules SET skip_scoped_by = '{}' WHERE rule = 'lambda-public-invocation';
+
+-- 2. grouping: function + actor within 5 minutes.  The two "*" grants a
+-- public function URL needs (InvokeFunctionUrl, then InvokeFunction with
+-- invokedViaFunctionUrl) become one alert.
+SELECT pg_temp.reset();
+UPDATE lambda_detect.rules SET group_by = '{function_arn,actor_arn}', group_window = '5 minutes'
+ WHERE rule = 'lambda-public-invocation';
+INSERT INTO lambda_detect.inbox (source, payload) VALUES
+  ('url', pg_temp.at('url-1', '2026-11-01T12:00:00Z',
+      '{"functionName": "webhook", "action": "lambda:InvokeFunctionUrl", "functionUrlAuthType": "NONE", "statementId": "FunctionURLAllowPublicAccess"}')),
+  ('url', pg_temp.at('url-2', '2026-11-01T12:00:02Z',
+      '{"functionName": "webhook", "action": "lambda:InvokeFunction", "invokedViaFunctionUrl": true, "statementId": "FunctionURLInvokeAllowPublicAccess"}'));
+SELECT * FROM pg_temp.run();
+SELECT event_id, occurrences, first_event_id, last_event_id, group_key, group_window
+  FROM lambda_detect.alerts ORDER BY alert_id;
+SELECT rule, event_id, alert_id, event_time FROM lambda_detect.alert_occurrences ORDER BY event_id;
+
+-- a late delivery of an earlier call joins and becomes the first; the
+-- function given as an ARN is the same function
+INSERT INTO lambda_detect.inbox (source, payload) VALUES
+  ('url', pg_temp.at('url-0', '2026-11-01T11:57:00Z',
+      '{"functionName": "arn:aws:lambda:us-east-1:111122223333:function:webhook"}'));
+SELECT * FROM pg_temp.run();
+SELECT event_id, occurrences, first_event_id, first_event_time, last_event_id, last_event_time
+  FROM lambda_detect.alerts ORDER BY alert_id;
+
+-- the window closes: 5 minutes or more from the alert's event opens a new
+-- alert; another actor, another function: other groups
+INSERT INTO lambda_detect.inbox (source, payload) VALUES
+  ('url', pg_temp.at('url-late', '2026-11-01T12:05:00Z', '{"functionName": "webhook"}')),
+  ('url', pg_temp.attack('url-other-actor',
+      '{"eventTime": "2026-11-01T12:00:30Z", "userIdentity": {"type": "IAMUser", "arn": "arn:aws:iam::111122223333:user/trent"}}',
+      '{"functionName": "webhook"}')),
+  ('url', pg_temp.at('url-other-fn', '2026-11-01T12:00:40Z', '{"functionName": "billing"}'));
+SELECT * FROM pg_temp.run();
+SELECT event_id, occurrences, first_event_id, last_event_id, group_key ->> 'actor_arn' AS actor,
+       group_key ->> 'function_arn' AS function_arn
+  FROM lambda_detect.alerts ORDER BY alert_id;
+
+-- the late event's alert is the newest of its group: a match near it joins it
+INSERT INTO lambda_detect.inbox (source, payload) VALUES
+  ('url', pg_temp.at('url-late-2', '2026-11-01T12:06:00Z', '{"functionName": "webhook"}'));
+SELECT * FROM pg_temp.run();
+SELECT event_id, occurrences, last_event_id FROM lambda_detect.alerts
+ WHERE event_id LIKE 'url-late%' ORDER BY alert_id;
+
+-- a closed alert takes no more occurrences: a new one pages again (11:58
+-- is within the closed alert's window, and in no other)
+SELECT status FROM lambda_detect.close_alert(
+  (SELECT alert_id FROM lambda_detect.alerts WHERE event_id = 'url-1'), 'true_positive', 'reverted');
+INSERT INTO lambda_detect.inbox (source, payload) VALUES
+  ('url', pg_temp.at('url-3', '2026-11-01T11:58:00Z', '{"functionName": "webhook"}'));
+SELECT * FROM pg_temp.run();
+SELECT event_id, occurrences, status FROM lambda_detect.alerts
+ WHERE group_key ->> 'function_arn' LIKE '%:webhook' AND event_time < '2026-11-01 12:05:00+00'
+ ORDER BY alert_id;
+
+-- exceptions apply before grouping: an excepted match joins nothing
+INSERT INTO lambda_detect.exceptions (rule, field, operator, value, reason)
+VALUES ('lambda-public-invocation', 'statement_id', 'equals', 'ci-tested', 'the CI test statement');
+INSERT INTO lambda_detect.inbox (source, payload) VALUES
+  ('url', pg_temp.at('url-excepted', '2026-11-01T12:01:30Z', '{"functionName": "webhook", "statementId": "ci-tested"}'));
+SELECT * FROM pg_temp.run();
+SELECT sum(occurrences) AS occurrences, count(*) AS alerts FROM lambda_detect.alerts;
+
+-- grouped matches are not alerts: they do not count towards max_signals
+SELECT pg_temp.reset();
+UPDATE lambda_detect.rules SET max_signals = 2 WHERE rule = 'lambda-public-invocation';
+INSERT INTO lambda_detect.inbox (source, payload)
+SELECT 'burst', pg_temp.at('burst-' || i, '2026-11-01T13:00:' || lpad(i::text, 2, '0') || 'Z',
+                           jsonb_build_object('functionName', 'fn-' || (i % 2)))
+  FROM generate_series(10, 29) AS i;
+SELECT events FROM lambda_detect.ingest_now();
+SELECT alerts_created, grouped, truncated FROM lambda_detect.run_rule('lambda-public-invocation', now());
+SELECT group_key ->> 'function_arn' AS function_arn, occurrences, first_event_id, last_event_id
+  FROM lambda_detect.alerts ORDER BY alert_id;
+UPDATE lambda_detect.rules SET max_signals = 100 WHERE rule = 'lambda-public-invocation';
+
+-- grouping by a field the event lacks groups the events that lack it
+SELECT pg_temp.reset();
+UPDATE lambda_detect.rules SET group_by = '{user_agent}', group_window = '1 hour'
+ WHERE rule = 'lambda-public-invocation';
+INSERT INTO lambda_detect.inbox (source, payload) VALUES
+  ('ua', pg_temp.at('ua-1', '2026-11-01T14:00:00Z') - 'userAgent'),
+  ('ua', pg_temp.at('ua-2', '2026-11-01T14:10:00Z') - 'userAgent'),
+  ('ua', pg_temp.at('ua-3', '2026-11-01T14:20:00Z'));
+SELECT * FROM pg_temp.run();
+SELECT event_id, occurrences, group_key FROM lambda_detect.alerts ORDER BY alert_id;
+UPDATE lambda_detect.rules SET group_by = '{}', group_window = NULL
+ WHERE rule = 'lambda-public-invocation';
+
+-- 3. bad options are refused, with their SQLSTATEs
+SELECT pg_temp.error_of(format(
+  'UPDATE lambda_detect.rules SET %s WHERE rule = %L', s, 'lambda-public-invocation')) AS refused
+  FROM unnest(ARRAY[
+    $$skip_scoped_by = '{sourceArn}'$$,
+    $$skip_scoped_by = ARRAY[NULL]::text[]$$,
+    $$skip_scoped_by = NULL$$,
+    $$group_by = '{function_arn}'$$,
+    $$group_window = '5 minutes'$$,
+    $$group_by = '{event_name}', group_window = '5 minutes'$$,
+    $$group_by = '{function_arn}', group_window = '0 seconds'$$,
+    $$group_by = '{function_arn}', group_window = '8 days'$$,
+    $$group_by = ARRAY['actor_arn', NULL], group_window = '1 minute'$$]) AS s;
+-- a field named twice groups as once
+UPDATE lambda_detect.rules SET group_by = '{actor_arn,actor_arn}', group_window = '1 minute'
+ WHERE rule = 'lambda-public-invocation';
+SELECT pg_temp.reset();
+INSERT INTO lambda_detect.inbox (source, payload) VALUES
+  ('twice', pg_temp.at('twice-1', '2026-11-01T15:00:00Z')),
+  ('twice', pg_temp.at('twice-2', '2026-11-01T15:00:30Z'));
+SELECT * FROM pg_temp.run();
+SELECT event_id, occurrences, group_key FROM lambda_detect.alerts;
+UPDATE lambda_detect.rules SET group_by = '{}', group_window = NULL
+ WHERE rule = 'lambda-public-invocation';
+
+-- 4. the options on the companion rules.  The wildcard rule skips a grant
+-- scoped to an organisation; the function URL rule groups a URL created
+-- and then updated (its grant, set by the matcher, is what it groups by).
+SELECT pg_temp.reset();
+UPDATE lambda_detect.rules SET skip_scoped_by = '{principalOrgID}'
+ WHERE rule = 'lambda-public-wildcard-action';
+UPDATE lambda_detect.rules SET group_by = '{function_arn,principal}', group_window = '10 minutes'
+ WHERE rule = 'lambda-function-url-public';
+CREATE FUNCTION pg_temp.url(id text, name text, t text) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT pg_temp.attack(id, jsonb_build_object('eventName', name, 'eventTime', t,
+           'requestParameters', jsonb_build_object('functionName', 'webhook', 'authType', 'NONE')))
+$$;
+INSERT INTO lambda_detect.inbox (source, payload) VALUES
+  ('wild', pg_temp.attack('wild-org', '{}', '{"functionName": "w1", "action": "lambda:*", "principalOrgID": "o-a1b2c3d4e5"}')),
+  ('wild', pg_temp.attack('wild-open', '{}', '{"functionName": "w2", "action": "lambda:*"}')),
+  ('url',  pg_temp.url('fu-create', 'CreateFunctionUrlConfig20211031', '2026-11-01T16:00:00Z')),
+  ('url',  pg_temp.url('fu-update', 'UpdateFunctionUrlConfig20211031', '2026-11-01T16:04:00Z'));
+SELECT events FROM lambda_detect.ingest_now();
+SELECT rule, alerts_created, scoped_out, grouped
+  FROM unnest(ARRAY['lambda-public-wildcard-action', 'lambda-function-url-public']) AS r(name),
+       LATERAL lambda_detect.run_rule(r.name, now())
+ ORDER BY rule;
+SELECT rule, event_id, occurrences, last_event_id, group_key FROM lambda_detect.alerts ORDER BY alert_id;
+SELECT rule, event_id, scoped_by FROM lambda_detect.suppressed_matches;
+UPDATE lambda_detect.rules SET skip_scoped_by = '{}' WHERE rule = 'lambda-public-wildcard-action';
+UPDATE lambda_detect.rules SET group_by = '{}', group_window = NULL
+ WHERE rule = 'lambda-function-url-public';
