@@ -87,6 +87,15 @@ SELECT pg_temp.sh('chmod 644 /tmp/lambda_detect_regress/locked.json');
 SELECT files, events FROM lambda_detect.ingest_now();
 SELECT status FROM lambda_detect.ingested_files WHERE path LIKE '%/locked.json';
 
+-- a JSON lines file with one line in another encoding (Latin-1 here) keeps
+-- its good lines: the bad line alone is dead-lettered, located by its line
+SELECT pg_temp.write('exports/mixed.jsonl', ARRAY[pg_temp.rec('f-11'), 'LATIN1', pg_temp.rec('f-12')]);
+SELECT pg_temp.sh('sed -i ''s/^LATIN1$/{"eventID": "J\xfcrgen"}/'' /tmp/lambda_detect_regress/exports/mixed.jsonl');
+SELECT files, events, errors FROM lambda_detect.ingest_now();
+SELECT status, documents, events, errors FROM lambda_detect.ingested_files WHERE path LIKE '%/mixed.jsonl';
+SELECT sqlstate, reason, message, location, raw_text IS NULL AS no_text
+  FROM lambda_detect.ingest_errors WHERE source LIKE '%/mixed.jsonl';
+
 -- a directory that does not exist is an empty scan with a warning, not an error
 SET lambda_detect.inbox_dir = '/tmp/lambda_detect_regress/missing';
 SELECT * FROM lambda_detect.ingest_now();

@@ -532,12 +532,23 @@ parse_reason(ErrorData *edata)
 	return "too_large";			/* e.g. past jsonb's own size limits */
 }
 
+/* the message of a file, or a JSON line, that is not valid in the encoding */
+#define BAD_ENCODING_MESSAGE	"not valid in the database encoding (or holds NUL bytes)"
+
 /*
  * ingest_text stores the JSON in a file's decompressed text: one document,
  * or JSON lines when the whole does not parse but its first line does.
+ *
+ * encoding_ok says whether the whole text is valid in the database
+ * encoding.  When it is not, the text cannot be one document, but it may
+ * still be JSON lines of which only some are bad (one line of a CloudWatch
+ * export written in Latin-1): each line is then checked before it is
+ * parsed, and a bad one is dead-lettered alone, like a line that is not
+ * JSON, so that the good lines beside it are kept.
  */
 static void
-ingest_text(FileEntry *e, char *text, size_t len, FileOutcome *outcome)
+ingest_text(FileEntry *e, char *text, size_t len, bool encoding_ok,
+			FileOutcome *outcome)
 {
 	ErrorData  *edata;
 	Jsonb	   *doc;
@@ -560,7 +571,7 @@ ingest_text(FileEntry *e, char *text, size_t len, FileOutcome *outcome)
 		len -= 3;
 	}
 
-	doc = parse_json(text, len, &edata);
+	doc = encoding_ok ? parse_json(text, len, &edata) : NULL;
 	if (doc != NULL)
 	{
 		Datum		d = JsonbPGetDatum(doc);
@@ -579,23 +590,27 @@ ingest_text(FileEntry *e, char *text, size_t len, FileOutcome *outcome)
 	while (p < end && (*p == '\n' || *p == '\r' || *p == ' ' || *p == '\t'))
 		p++;
 	first_nl = memchr(p, '\n', end - p);
-	if (first_nl == NULL)
-	{
-		fail_file(e, outcome, unpack_sql_state(edata->sqlerrcode), parse_reason(edata),
-				  edata_text(edata), text, (int) Min(len, (size_t) PG_INT32_MAX));
-		return;
-	}
 	{
 		ErrorData  *line_error;
-		Jsonb	   *first;
+		Jsonb	   *first = NULL;
 
-		*first_nl = '\0';
-		first = parse_json(p, first_nl - p, &line_error);
-		*first_nl = '\n';
+		if (first_nl != NULL &&
+			(encoding_ok || pg_verifymbstr(p, (int) Min(first_nl - p, PG_INT32_MAX), true)))
+		{
+			*first_nl = '\0';
+			first = parse_json(p, first_nl - p, &line_error);
+			*first_nl = '\n';
+		}
 		if (first == NULL)
 		{
-			fail_file(e, outcome, unpack_sql_state(edata->sqlerrcode), parse_reason(edata),
-					  edata_text(edata), text, (int) Min(len, (size_t) PG_INT32_MAX));
+			/* not JSON lines: the whole file is what is wrong */
+			if (!encoding_ok)
+				fail_file(e, outcome, "22021", "bad_encoding",
+						  "file is " BAD_ENCODING_MESSAGE, NULL, 0);
+			else
+				fail_file(e, outcome, unpack_sql_state(edata->sqlerrcode),
+						  parse_reason(edata), edata_text(edata), text,
+						  (int) Min(len, (size_t) PG_INT32_MAX));
 			return;
 		}
 	}
@@ -631,6 +646,15 @@ ingest_text(FileEntry *e, char *text, size_t len, FileOutcome *outcome)
 		}
 
 		location = psprintf("line %d", lineno);
+		if (!encoding_ok && !pg_verifymbstr(p, (int) Min(stop - p, PG_INT32_MAX), true))
+		{
+			/* its bytes cannot be kept as text: the path and line locate them */
+			RecordIngestError("22021", "bad_encoding", "line is " BAD_ENCODING_MESSAGE,
+							  e->path, location, NULL, NULL, 0);
+			outcome->counts.errors++;
+			p = line_end + 1;
+			continue;
+		}
 		{
 			char		saved = *stop;
 			ErrorData  *line_error;
@@ -801,17 +825,15 @@ read_file(FileEntry *e, FileOutcome *outcome)
 		textlen = rawlen;
 	}
 
-	if (!pg_verifymbstr(text, (int) Min(textlen, (size_t) PG_INT32_MAX), true) ||
-		textlen > (size_t) PG_INT32_MAX)
+	if (textlen > (size_t) PG_INT32_MAX)
 	{
 		fail_file(e, outcome, "22021", "bad_encoding",
-				  "file is not valid in the database encoding (or holds NUL bytes)",
-				  NULL, 0);
+				  "file is " BAD_ENCODING_MESSAGE, NULL, 0);
 		return;
 	}
 
 	outcome->status = "ingested";
-	ingest_text(e, text, textlen, outcome);
+	ingest_text(e, text, textlen, pg_verifymbstr(text, (int) textlen, true), outcome);
 	if (outcome->counts.events == 0 && outcome->counts.duplicates == 0)
 		outcome->status = outcome->counts.errors > 0 ? "error" : "skipped";
 }
