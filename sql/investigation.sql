@@ -335,9 +335,12 @@ SELECT 'bulk-' || g, timestamptz '2026-11-01 07:00:00+00' + g * interval '1 seco
 ANALYZE lambda_detect.events;
 CREATE FUNCTION pg_temp.index_scans() RETURNS TABLE (index_name name, scans bigint)
 LANGUAGE sql AS $$
-  SELECT c.relname, coalesce(pg_stat_get_xact_numscans(c.oid), 0)
-    FROM pg_class c
+  -- events is partitioned: an index's scans are those of its partitions' indexes
+  SELECT c.relname, sum(coalesce(pg_stat_get_xact_numscans(t.relid), 0))::bigint
+    FROM pg_class c, pg_partition_tree(c.oid) t
    WHERE c.relname IN ('events_actor_time_idx', 'events_access_key_time_idx', 'events_source_ip_time_idx')
+     AND c.relnamespace = 'lambda_detect'::regnamespace
+   GROUP BY c.relname
 $$;
 -- scans counted inside one transaction block (no stats flush happens there)
 CREATE TEMP TABLE scans_before (index_name name, scans bigint);

@@ -58,7 +58,7 @@ PG_FUNCTION_INFO_V1(ld_ingest_now);
 	"     n.user_name, n.source_ip, n.source_address, n.user_agent, n.error_code, n.error_message," \
 	"     n.outcome, n.read_only, n.request_id, n.request_parameters, n.response_elements, n.record" \
 	"    FROM n WHERE n.status = 'event'" \
-	"  ON CONFLICT (event_id) DO NOTHING" \
+	"  ON CONFLICT (event_id, event_time) DO NOTHING" \
 	"  RETURNING e.event_source, e.event_name)," \
 	" rejected AS (" \
 	"  INSERT INTO lambda_detect.ingest_errors" \

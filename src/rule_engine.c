@@ -353,14 +353,15 @@ RuleRunStart(const char *rule, const char *trigger, TimestampTz as_of,
  * the (rule, event) alert already existed (a concurrent run made it first).
  */
 static bool
-create_alert(RuleRunState *state, const char *event_id, const char *reason,
-			 const char *function_arn, const RuleGrant *grant,
+create_alert(RuleRunState *state, const char *event_id, TimestampTz event_time,
+			 const char *reason, const char *function_arn, const RuleGrant *grant,
 			 Datum group_keys, Datum group_values)
 {
-	Oid			argtypes[15] = {TEXTOID, INT4OID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
-		TEXTOID, BOOLOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, INTERVALOID};
-	Datum		values[15];
-	char		nulls[15];
+	Oid			argtypes[16] = {TEXTOID, INT4OID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
+		TEXTOID, BOOLOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, INTERVALOID,
+	TIMESTAMPTZOID};
+	Datum		values[16];
+	char		nulls[16];
 	int			ret;
 	bool		created;
 
@@ -388,10 +389,10 @@ create_alert(RuleRunState *state, const char *event_id, const char *reason,
 				 "   LATERAL (SELECT CASE WHEN jsonb_typeof(e.request_parameters) = 'object'"
 				 "                        THEN e.request_parameters"
 				 "                        ELSE '{}'::jsonb END AS rp) p"
-				 " WHERE e.event_id = $7"
+				 " WHERE e.event_id = $7 AND e.event_time = $16"
 				 " ON CONFLICT (rule, event_id) DO NOTHING"
 				 " RETURNING a.alert_id",
-				 15, argtypes);
+				 16, argtypes);
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = CStringGetTextDatum(state->rule);
@@ -426,6 +427,7 @@ create_alert(RuleRunState *state, const char *event_id, const char *reason,
 	}
 	else
 		nulls[12] = nulls[13] = nulls[14] = 'n';
+	values[15] = TimestampTzGetDatum(event_time);
 	ret = SPI_execute_plan(alert_plan, values, nulls, false, 0);
 	if (ret != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not create alert: %s", SPI_result_code_string(ret));
@@ -540,7 +542,7 @@ execute_rule(void *arg)
 				 "  FROM lambda_detect.events e"
 				 " WHERE " LD_CANDIDATE_PREDICATE("e")
 				 "   AND e.ingested_at >= $1 AND e.ingested_at <= $2"
-				 " ORDER BY e.ingested_at",
+				 " ORDER BY e.ingested_at, e.event_time, e.event_id",
 				 3, argtypes, CURSOR_OPT_CUSTOM_PLAN);
 	values[0] = TimestampTzGetDatum(state->window_start);
 	values[1] = TimestampTzGetDatum(state->window_end);
@@ -589,6 +591,7 @@ execute_rule(void *arg)
 			char	   *function_arn;
 			int64		exception_id = 0;
 			const char *scope;
+			TimestampTz event_time;
 			Datum		group_keys = (Datum) 0;
 			Datum		group_values = (Datum) 0;
 
@@ -658,10 +661,9 @@ execute_rule(void *arg)
 				RecordSuppressedMatch(state->run_id, state->rule, event_id, exception_id, NULL);
 				continue;
 			}
+			event_time = DatumGetTimestampTz(SPI_getbinval(tup, desc, 14, &isnull));
 			if (group_keys != (Datum) 0 &&
-				JoinAlertGroup(state, event_id,
-							   DatumGetTimestampTz(SPI_getbinval(tup, desc, 14, &isnull)),
-							   group_keys, group_values) != 0)
+				JoinAlertGroup(state, event_id, event_time, group_keys, group_values) != 0)
 			{
 				state->grouped++;
 				continue;
@@ -673,7 +675,7 @@ execute_rule(void *arg)
 				state->truncated = true;
 				break;
 			}
-			if (create_alert(state, event_id, reason.data, function_arn, &grant,
+			if (create_alert(state, event_id, event_time, reason.data, function_arn, &grant,
 							 group_keys, group_values))
 				state->alerts_created++;
 			else

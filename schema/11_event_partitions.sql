@@ -1,0 +1,114 @@
+-- events becomes a table partitioned by event time (version 1.1).
+--
+-- Investigation needs months of history while the rules need the last hour,
+-- and disks are finite: with one partition per day (by default), expired
+-- history is dropped a partition at a time instead of deleted row by row.
+-- The partitions themselves are made by lambda_detect.maintain()
+-- (13_storage_maintenance.sql), which the worker calls: ahead of time for
+-- the coming days, and on demand for late events.  Until a partition for
+-- its time exists, an event waits in events_default, from which maintain()
+-- drains it; nothing stays there except events dated further ahead than
+-- partitions are made, which are drained when their day comes.
+--
+-- The primary key must include the partition key, so it is (event_id,
+-- event_time).  Duplicates are still caught: CloudTrail delivers the same
+-- event twice as the same record, with the same eventTime, so both copies
+-- route to the same partition, where the key finds the first; how many days
+-- apart they were ingested does not matter.  (A record that reuses an
+-- eventID with another eventTime is not a copy of the same event.)
+--
+-- The conversion below works on any contents, so a fresh install (empty
+-- events, created by 02_events.sql) and the update from 1.0 (events with
+-- data) run the same statements: the table is rebuilt partitioned with the
+-- same columns, constraints, comments, indexes and grants, its rows are
+-- copied into events_default (the worker then drains them into daily
+-- partitions), and the old table is dropped.  The one view on events,
+-- alerts_ecs, is dropped first and made again by 12_alerts_ecs.sql, with
+-- its grants.
+
+DO $convert$
+DECLARE
+    old_table  CONSTANT regclass := 'lambda_detect.events'::regclass;
+    index_defs text[] := '{}';
+    index_cmts text[] := '{}';
+    grants     text[] := '{}';
+    view_acl   text;
+    r          record;
+BEGIN
+    -- what is to be rebuilt: secondary indexes (with comments) and grants
+    FOR r IN
+        SELECT c.relname, pg_catalog.pg_get_indexdef(i.indexrelid) AS def,
+               pg_catalog.obj_description(i.indexrelid, 'pg_class') AS cmt
+          FROM pg_catalog.pg_index i JOIN pg_catalog.pg_class c ON c.oid = i.indexrelid
+         WHERE i.indrelid = old_table AND NOT i.indisprimary
+         ORDER BY c.relname
+    LOOP
+        index_defs := index_defs || r.def;
+        index_cmts := index_cmts || pg_catalog.format('COMMENT ON INDEX lambda_detect.%I IS %L',
+                                                        r.relname, r.cmt);
+        EXECUTE pg_catalog.format('ALTER INDEX lambda_detect.%I RENAME TO %I',
+                                  r.relname, r.relname || '_1_0');
+    END LOOP;
+    FOR r IN
+        SELECT a.privilege_type, a.is_grantable,
+               CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                    ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END AS grantee
+          FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+         WHERE c.oid = old_table AND a.grantee <> c.relowner
+    LOOP
+        grants := grants || pg_catalog.format('GRANT %s ON lambda_detect.events TO %s%s',
+                                              r.privilege_type, r.grantee,
+                                              CASE WHEN r.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+
+    -- the view on events goes; 12_alerts_ecs.sql makes it again with these grants
+    IF pg_catalog.to_regclass('lambda_detect.alerts_ecs') IS NOT NULL THEN
+        SELECT pg_catalog.array_to_string(c.relacl, ',') INTO view_acl
+          FROM pg_catalog.pg_class c WHERE c.oid = 'lambda_detect.alerts_ecs'::regclass;
+        PERFORM pg_catalog.set_config('lambda_detect_upgrade.alerts_ecs_acl',
+                                      COALESCE(view_acl, ''), true);
+        ALTER EXTENSION lambda_detect DROP VIEW lambda_detect.alerts_ecs;
+        DROP VIEW lambda_detect.alerts_ecs;
+    END IF;
+
+    ALTER TABLE lambda_detect.events RENAME TO events_1_0;
+    ALTER TABLE lambda_detect.events_1_0 RENAME CONSTRAINT events_pkey TO events_1_0_pkey;
+
+    CREATE TABLE lambda_detect.events (
+        LIKE lambda_detect.events_1_0
+        INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING COMMENTS
+        INCLUDING STORAGE INCLUDING COMPRESSION
+    ) PARTITION BY RANGE (event_time);
+    ALTER TABLE lambda_detect.events
+        ADD CONSTRAINT events_pkey PRIMARY KEY (event_id, event_time);
+    FOR i IN 1 .. COALESCE(pg_catalog.array_length(index_defs, 1), 0) LOOP
+        EXECUTE index_defs[i];
+        EXECUTE index_cmts[i];
+    END LOOP;
+    FOR i IN 1 .. COALESCE(pg_catalog.array_length(grants, 1), 0) LOOP
+        EXECUTE grants[i];
+    END LOOP;
+
+    CREATE TABLE lambda_detect.events_default PARTITION OF lambda_detect.events DEFAULT;
+    INSERT INTO lambda_detect.events SELECT * FROM lambda_detect.events_1_0;
+
+    -- dropping a member leaves its pg_extension_config_dump entry behind
+    -- unless it leaves the extension first
+    ALTER EXTENSION lambda_detect DROP TABLE lambda_detect.events_1_0;
+    DROP TABLE lambda_detect.events_1_0;
+END
+$convert$;
+
+COMMENT ON TABLE lambda_detect.events IS
+    'Normalized CloudTrail events, one row per distinct eventID, partitioned by event time (see event_partitions)';
+COMMENT ON CONSTRAINT events_pkey ON lambda_detect.events IS
+    'One row per eventID: duplicates of an event carry its eventTime, so they meet in one partition';
+COMMENT ON TABLE lambda_detect.events_default IS
+    'Events whose time has no partition yet: lambda_detect.maintain() drains them into partitions (only events dated beyond partitions_ahead wait here)';
+
+REVOKE ALL ON lambda_detect.events_default FROM PUBLIC;
+
+-- Users' data, dumped by pg_dump: the partitions made later are not
+-- extension members, so pg_dump dumps them (and their rows) like any table.
+SELECT pg_catalog.pg_extension_config_dump('lambda_detect.events', '');
+SELECT pg_catalog.pg_extension_config_dump('lambda_detect.events_default', '');

@@ -1,0 +1,407 @@
+-- Partitions of events and retention (version 1.1).
+--
+-- maintain() is the one entry point: it makes the partitions of events
+-- ahead of time, drains events_default into partitions, drops partitions
+-- past the events retention and deletes expired rows of the other tables,
+-- a bounded number of steps per call, each step small, and records every
+-- step in maintenance_log.  The worker calls it every
+-- lambda_detect.maintenance_interval; an admin may call it too.
+--
+-- Locks: a partition is made as a table of its own and then attached, which
+-- takes only SHARE UPDATE EXCLUSIVE on events (ingestion goes on); the
+-- default partition is locked while rows move out of it, and a partition is
+-- dropped under a brief ACCESS EXCLUSIVE lock on events.  maintain() runs
+-- with lock_timeout = 500ms: rather than queue ingestion behind it for long,
+-- a step that cannot get its lock is skipped (and logged) and retried at the
+-- next call.
+--
+-- The settings live in storage_settings (at most one row; none: defaults),
+-- like investigation_settings, so that they are per database, transactional,
+-- kept by pg_dump and changed by the admin duty without superuser.
+
+CREATE TABLE lambda_detect.storage_settings (
+    singleton                boolean  NOT NULL DEFAULT true PRIMARY KEY,
+    partition_interval       text     NOT NULL DEFAULT 'day',
+    partitions_ahead         integer  NOT NULL DEFAULT 3,
+    events_retention         interval DEFAULT '90 days',
+    alerts_retention         interval DEFAULT '365 days',
+    rule_runs_retention      interval DEFAULT '90 days',
+    ingest_runs_retention    interval DEFAULT '90 days',
+    ingest_errors_retention  interval DEFAULT '90 days',
+    ingested_files_retention interval,
+    step_rows                integer  NOT NULL DEFAULT 10000,
+    CONSTRAINT storage_settings_singleton_check CHECK (singleton),
+    CONSTRAINT storage_settings_partition_interval_check
+        CHECK (partition_interval IN ('day', 'week', 'month')),
+    CONSTRAINT storage_settings_partitions_ahead_check CHECK (partitions_ahead BETWEEN 1 AND 60),
+    CONSTRAINT storage_settings_retention_check CHECK (
+        COALESCE(events_retention, interval '1 day') >= interval '1 day'
+        AND COALESCE(alerts_retention, interval '1 day') >= interval '1 day'
+        AND COALESCE(rule_runs_retention, interval '1 day') >= interval '1 day'
+        AND COALESCE(ingest_runs_retention, interval '1 day') >= interval '1 day'
+        AND COALESCE(ingest_errors_retention, interval '1 day') >= interval '1 day'
+        AND COALESCE(ingested_files_retention, interval '1 day') >= interval '1 day'),
+    -- a file forgotten while its events are kept would be read again for nothing
+    CONSTRAINT storage_settings_ingested_files_retention_check CHECK (
+        ingested_files_retention IS NULL OR events_retention IS NULL
+        OR ingested_files_retention >= events_retention),
+    CONSTRAINT storage_settings_step_rows_check CHECK (step_rows BETWEEN 100 AND 1000000)
+);
+
+COMMENT ON TABLE lambda_detect.storage_settings IS
+    'Partitioning and retention settings used by maintain(): at most one row; with none, the defaults of the columns apply';
+COMMENT ON COLUMN lambda_detect.storage_settings.singleton IS 'Always true: the key that keeps the table to one row';
+COMMENT ON COLUMN lambda_detect.storage_settings.partition_interval IS 'Span of the partitions of events made from now on: day (default), week (ISO, from Monday) or month, in UTC; existing partitions keep theirs';
+COMMENT ON COLUMN lambda_detect.storage_settings.partitions_ahead IS 'How many partitions beyond the current one exist in advance (1-60, default 3); events dated later wait in events_default';
+COMMENT ON COLUMN lambda_detect.storage_settings.events_retention IS 'Events older than this (by event time) are removed, a whole partition at a time; NULL: kept forever; default 90 days';
+COMMENT ON COLUMN lambda_detect.storage_settings.alerts_retention IS 'Closed alerts closed longer ago than this are removed, with their alert_occurrences; open and acknowledged alerts are kept; NULL: kept forever; default 365 days';
+COMMENT ON COLUMN lambda_detect.storage_settings.rule_runs_retention IS 'rule_runs and maintenance_log rows older than this are removed (the newest watermark of each rule is always kept); NULL: kept forever; default 90 days';
+COMMENT ON COLUMN lambda_detect.storage_settings.ingest_runs_retention IS 'ingest_runs rows older than this are removed; NULL: kept forever; default 90 days';
+COMMENT ON COLUMN lambda_detect.storage_settings.ingest_errors_retention IS 'Dead letters (ingest_errors) older than this are removed; NULL: kept forever; default 90 days';
+COMMENT ON COLUMN lambda_detect.storage_settings.ingested_files_retention IS 'File ledger rows older than this are removed; a file still in inbox_dir afterwards is read again (its events are deduplicated); at least events_retention; NULL (default): kept forever';
+COMMENT ON COLUMN lambda_detect.storage_settings.step_rows IS 'Most rows one step deletes or moves from events_default (100-1000000, default 10000)';
+
+SELECT pg_catalog.pg_extension_config_dump('lambda_detect.storage_settings', '');
+
+CREATE FUNCTION lambda_detect.effective_storage_settings()
+RETURNS lambda_detect.storage_settings
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT COALESCE(
+        (SELECT s FROM lambda_detect.storage_settings s),
+        ROW(true, 'day', 3, interval '90 days', interval '365 days', interval '90 days',
+            interval '90 days', interval '90 days', NULL::interval, 10000)::lambda_detect.storage_settings)
+$$;
+
+COMMENT ON FUNCTION lambda_detect.effective_storage_settings() IS
+    'The storage settings in effect: the row of storage_settings, or the defaults when it has none';
+
+CREATE TABLE lambda_detect.maintenance_log (
+    id          bigint      GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    logged_at   timestamptz NOT NULL DEFAULT clock_timestamp(),
+    action      text        NOT NULL,
+    target      text        NOT NULL,
+    rows        bigint      NOT NULL DEFAULT 0,
+    range_start timestamptz,
+    range_end   timestamptz,
+    detail      text,
+    CONSTRAINT maintenance_log_action_check CHECK (action IN (
+        'create_partition', 'drop_partition', 'delete_expired', 'skipped'))
+);
+
+COMMENT ON TABLE lambda_detect.maintenance_log IS
+    'What maintain() did: partitions made (with the rows moved into them from events_default) and dropped, expired rows deleted, steps skipped';
+COMMENT ON COLUMN lambda_detect.maintenance_log.id IS 'Entry id, increasing';
+COMMENT ON SEQUENCE lambda_detect.maintenance_log_id_seq IS 'Ids of maintenance_log';
+COMMENT ON COLUMN lambda_detect.maintenance_log.logged_at IS 'When the step finished';
+COMMENT ON COLUMN lambda_detect.maintenance_log.action IS 'create_partition, drop_partition, delete_expired or skipped (a lock was not available: retried at the next call)';
+COMMENT ON COLUMN lambda_detect.maintenance_log.target IS 'The partition or table acted on';
+COMMENT ON COLUMN lambda_detect.maintenance_log.rows IS 'create_partition: rows moved in from events_default; drop_partition: rows it held (the planner''s estimate, as counting would read it all); delete_expired: rows deleted';
+COMMENT ON COLUMN lambda_detect.maintenance_log.range_start IS 'Partitions: start of the event-time range (inclusive)';
+COMMENT ON COLUMN lambda_detect.maintenance_log.range_end IS 'Partitions: end of the event-time range (exclusive)';
+COMMENT ON COLUMN lambda_detect.maintenance_log.detail IS 'More about the step (the retention that applied, the error of a skipped step)';
+
+CREATE INDEX maintenance_log_logged_at_idx ON lambda_detect.maintenance_log (logged_at);
+COMMENT ON INDEX lambda_detect.maintenance_log_logged_at_idx IS 'Recent steps first, and retention';
+
+SELECT pg_catalog.pg_extension_config_dump('lambda_detect.maintenance_log', '');
+SELECT pg_catalog.pg_extension_config_dump(pg_catalog.pg_get_serial_sequence('lambda_detect.maintenance_log', 'id')::pg_catalog.regclass, '');
+
+-- What retention reads, by time.
+CREATE INDEX rule_runs_started_at_idx ON lambda_detect.rule_runs (started_at);
+COMMENT ON INDEX lambda_detect.rule_runs_started_at_idx IS 'Retention of rule runs';
+CREATE INDEX ingested_files_ingested_at_idx ON lambda_detect.ingested_files (ingested_at);
+COMMENT ON INDEX lambda_detect.ingested_files_ingested_at_idx IS 'Retention of the file ledger';
+CREATE INDEX alerts_closed_idx ON lambda_detect.alerts (status_changed_at) WHERE status = 'closed';
+COMMENT ON INDEX lambda_detect.alerts_closed_idx IS 'Retention of closed alerts';
+CREATE INDEX suppressed_matches_suppressed_at_idx ON lambda_detect.suppressed_matches (suppressed_at);
+COMMENT ON INDEX lambda_detect.suppressed_matches_suppressed_at_idx IS 'Retention of suppressed matches, with the events they name';
+
+-- ---------------------------------------------------------------------------
+-- Partitions
+
+-- The start of the period of the given span that holds t, in UTC.
+CREATE FUNCTION lambda_detect.partition_period_start(t timestamptz, span text)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.timezone('UTC', pg_catalog.date_trunc(span, pg_catalog.timezone('UTC', t)))
+$$;
+
+COMMENT ON FUNCTION lambda_detect.partition_period_start(timestamptz, text) IS
+    'Start (UTC) of the day, ISO week or month holding t: the lower bound of the partition made for t';
+
+-- The next period's start after a period starting at p.
+CREATE FUNCTION lambda_detect.partition_period_next(p timestamptz, span text)
+RETURNS timestamptz
+LANGUAGE sql IMMUTABLE STRICT
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT pg_catalog.timezone('UTC', pg_catalog.timezone('UTC', p) + ('1 ' || span)::interval)
+$$;
+
+COMMENT ON FUNCTION lambda_detect.partition_period_next(timestamptz, text) IS
+    'Start (UTC) of the period after the one starting at p: the upper bound of its partition';
+
+CREATE VIEW lambda_detect.event_partitions WITH (security_invoker = true) AS
+SELECT c.oid::pg_catalog.regclass AS partition,
+       b.bounds[1]::timestamptz AS range_start,
+       b.bounds[2]::timestamptz AS range_end,
+       b.bounds IS NULL AS is_default,
+       GREATEST(c.reltuples, 0)::bigint AS estimated_rows,
+       pg_catalog.pg_total_relation_size(c.oid) AS bytes
+  FROM pg_catalog.pg_inherits i
+  JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+  CROSS JOIN LATERAL (SELECT pg_catalog.regexp_match(
+           pg_catalog.pg_get_expr(c.relpartbound, c.oid),
+           '^FOR VALUES FROM \(''([^'']+)''\) TO \(''([^'']+)''\)$') AS bounds) b
+ WHERE i.inhparent = 'lambda_detect.events'::pg_catalog.regclass;
+
+COMMENT ON VIEW lambda_detect.event_partitions IS
+    'The partitions of events: event-time range, the planner''s row estimate and size on disk (the default partition has no range)';
+COMMENT ON COLUMN lambda_detect.event_partitions.partition IS 'The partition';
+COMMENT ON COLUMN lambda_detect.event_partitions.range_start IS 'Start of its event-time range (inclusive); NULL for events_default';
+COMMENT ON COLUMN lambda_detect.event_partitions.range_end IS 'End of its event-time range (exclusive); NULL for events_default';
+COMMENT ON COLUMN lambda_detect.event_partitions.is_default IS 'Whether it is events_default';
+COMMENT ON COLUMN lambda_detect.event_partitions.estimated_rows IS 'Rows, as the planner last estimated them (ANALYZE refreshes it)';
+COMMENT ON COLUMN lambda_detect.event_partitions.bytes IS 'Size on disk with indexes and TOAST';
+
+-- create_event_partition makes the partition holding t, if none does:
+-- the period of the current partition_interval, narrowed to the gap between
+-- its neighbours (after a change of interval), made as a table of its own,
+-- filled with the rows of that range from events_default, then attached.
+CREATE FUNCTION lambda_detect.create_event_partition(t timestamptz)
+RETURNS regclass
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    span    text := (lambda_detect.effective_storage_settings()).partition_interval;
+    lo      timestamptz;
+    hi      timestamptz;
+    name    text;
+    made    regclass;
+    moved   bigint;
+BEGIN
+    IF t IS NULL OR NOT pg_catalog.isfinite(t) THEN
+        RAISE EXCEPTION 'a partition needs a finite time' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT p.partition INTO made FROM lambda_detect.event_partitions p
+     WHERE NOT p.is_default AND t >= p.range_start AND t < p.range_end;
+    IF FOUND THEN
+        RETURN made;
+    END IF;
+
+    lo := lambda_detect.partition_period_start(t, span);
+    hi := lambda_detect.partition_period_next(lo, span);
+    SELECT GREATEST(lo, pg_catalog.max(p.range_end)) INTO lo FROM lambda_detect.event_partitions p
+     WHERE NOT p.is_default AND p.range_end <= t;
+    lo := COALESCE(lo, lambda_detect.partition_period_start(t, span));
+    SELECT LEAST(hi, pg_catalog.min(p.range_start)) INTO hi FROM lambda_detect.event_partitions p
+     WHERE NOT p.is_default AND p.range_start > t;
+    hi := COALESCE(hi, lambda_detect.partition_period_next(lambda_detect.partition_period_start(t, span), span));
+    name := 'events_p' || pg_catalog.to_char(pg_catalog.timezone('UTC', lo), 'YYYYMMDD');
+
+    -- no new row may reach events_default for the range while it moves out
+    LOCK TABLE lambda_detect.events_default IN SHARE ROW EXCLUSIVE MODE;
+    EXECUTE pg_catalog.format(
+        'CREATE TABLE lambda_detect.%I (LIKE lambda_detect.events INCLUDING DEFAULTS'
+        ' INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMPRESSION)', name);
+    -- the constraint spares ATTACH a scan of the new table
+    EXECUTE pg_catalog.format(
+        'ALTER TABLE lambda_detect.%I ADD CONSTRAINT %I CHECK (event_time >= %L AND event_time < %L)',
+        name, name || '_range', lo, hi);
+    EXECUTE pg_catalog.format(
+        'WITH moved AS (DELETE FROM lambda_detect.events_default'
+        '                WHERE event_time >= %L AND event_time < %L RETURNING *)'
+        ' INSERT INTO lambda_detect.%I SELECT * FROM moved', lo, hi, name);
+    GET DIAGNOSTICS moved = ROW_COUNT;
+    EXECUTE pg_catalog.format(
+        'ALTER TABLE lambda_detect.events ATTACH PARTITION lambda_detect.%I FOR VALUES FROM (%L) TO (%L)',
+        name, lo, hi);
+    EXECUTE pg_catalog.format('ALTER TABLE lambda_detect.%I DROP CONSTRAINT %I', name, name || '_range');
+    EXECUTE pg_catalog.format('REVOKE ALL ON lambda_detect.%I FROM PUBLIC', name);
+    EXECUTE pg_catalog.format('COMMENT ON TABLE lambda_detect.%I IS %L', name,
+        'Partition of lambda_detect.events made by lambda_detect.maintain()');
+
+    INSERT INTO lambda_detect.maintenance_log (action, target, rows, range_start, range_end)
+    VALUES ('create_partition', name, moved, lo, hi);
+    RETURN pg_catalog.format('lambda_detect.%I', name)::regclass;
+END;
+$$;
+
+COMMENT ON FUNCTION lambda_detect.create_event_partition(timestamptz) IS
+    'Makes the partition of events holding time t (if none does), moving its rows out of events_default; returns it.  SECURITY DEFINER';
+
+-- ---------------------------------------------------------------------------
+-- maintain
+
+-- delete_expired deletes up to step_rows rows of table matching condition
+-- (SQL text over the table's columns) and logs how many; returns it.
+CREATE FUNCTION lambda_detect.delete_expired(target regclass, condition text, step_rows integer,
+                                             retention interval)
+RETURNS bigint
+LANGUAGE plpgsql
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    n bigint;
+BEGIN
+    EXECUTE pg_catalog.format(
+        'DELETE FROM %s WHERE ctid = ANY (ARRAY(SELECT ctid FROM %s WHERE %s LIMIT %s))',
+        target, target, condition, step_rows);
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+        INSERT INTO lambda_detect.maintenance_log (action, target, rows, detail)
+        VALUES ('delete_expired', target::text, n, 'older than ' || retention::text);
+    END IF;
+    RETURN n;
+END;
+$$;
+
+COMMENT ON FUNCTION lambda_detect.delete_expired(regclass, text, integer, interval) IS
+    'Part of maintain(): deletes at most step_rows rows of a table that a condition marks expired, and logs the count';
+
+CREATE FUNCTION lambda_detect.maintain(max_steps integer DEFAULT 20)
+RETURNS TABLE (action text, target text, rows bigint)
+LANGUAGE plpgsql SECURITY DEFINER
+SET search_path = pg_catalog, pg_temp
+SET lock_timeout = '500ms'
+AS $$
+DECLARE
+    s        lambda_detect.storage_settings := lambda_detect.effective_storage_settings();
+    now_     timestamptz := pg_catalog.now();
+    horizon  timestamptz := now_ - s.events_retention;
+    first_id bigint := COALESCE((SELECT pg_catalog.max(l.id) FROM lambda_detect.maintenance_log l), 0);
+    steps    integer := 0;
+    ahead    timestamptz;
+    waiting  timestamptz;
+    p        record;
+    n        bigint;
+BEGIN
+    IF max_steps IS NULL OR max_steps < 1 THEN
+        RAISE EXCEPTION 'max_steps must be at least 1' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+
+    -- 1. the current partition and partitions_ahead more
+    ahead := lambda_detect.partition_period_start(now_, s.partition_interval);
+    FOR i IN 0 .. s.partitions_ahead LOOP
+        EXIT WHEN steps >= max_steps;
+        IF NOT EXISTS (SELECT 1 FROM lambda_detect.event_partitions e
+                        WHERE NOT e.is_default AND ahead >= e.range_start AND ahead < e.range_end) THEN
+            BEGIN
+                PERFORM lambda_detect.create_event_partition(ahead);
+            EXCEPTION WHEN lock_not_available THEN
+                INSERT INTO lambda_detect.maintenance_log (action, target, range_start, detail)
+                VALUES ('skipped', 'create_partition', ahead, SQLERRM);
+            END;
+            steps := steps + 1;
+        END IF;
+        ahead := lambda_detect.partition_period_next(ahead, s.partition_interval);
+    END LOOP;
+
+    -- 2. events_default: expired rows go, the others move into partitions;
+    -- those dated after the last partition made ahead wait for their day
+    IF horizon IS NOT NULL AND steps < max_steps THEN
+        n := lambda_detect.delete_expired('lambda_detect.events_default',
+                 pg_catalog.format('event_time < %L', horizon), s.step_rows, s.events_retention);
+        steps := steps + (n > 0)::integer;
+    END IF;
+    WHILE steps < max_steps LOOP
+        SELECT pg_catalog.min(d.event_time) INTO waiting FROM lambda_detect.events_default d
+         WHERE (horizon IS NULL OR d.event_time >= horizon) AND d.event_time < ahead;
+        EXIT WHEN waiting IS NULL;
+        BEGIN
+            PERFORM lambda_detect.create_event_partition(waiting);
+        EXCEPTION WHEN lock_not_available THEN
+            INSERT INTO lambda_detect.maintenance_log (action, target, range_start, detail)
+            VALUES ('skipped', 'events_default', waiting, SQLERRM);
+            steps := steps + 1;
+            EXIT;
+        END;
+        steps := steps + 1;
+    END LOOP;
+
+    -- 3. partitions wholly past the events retention
+    FOR p IN
+        SELECT e.partition, e.range_start, e.range_end, e.estimated_rows
+          FROM lambda_detect.event_partitions e
+         WHERE NOT e.is_default AND horizon IS NOT NULL AND e.range_end <= horizon
+         ORDER BY e.range_start
+    LOOP
+        EXIT WHEN steps >= max_steps;
+        BEGIN
+            EXECUTE pg_catalog.format('DROP TABLE %s', p.partition);
+            INSERT INTO lambda_detect.maintenance_log (action, target, rows, range_start, range_end, detail)
+            VALUES ('drop_partition', p.partition::text, p.estimated_rows, p.range_start, p.range_end,
+                    'older than ' || s.events_retention::text);
+        EXCEPTION WHEN lock_not_available THEN
+            INSERT INTO lambda_detect.maintenance_log (action, target, range_start, range_end, detail)
+            VALUES ('skipped', p.partition::text, p.range_start, p.range_end, SQLERRM);
+        END;
+        steps := steps + 1;
+    END LOOP;
+
+    -- 4. the other tables, one bounded delete each
+    IF steps < max_steps AND horizon IS NOT NULL THEN
+        steps := steps + (lambda_detect.delete_expired('lambda_detect.suppressed_matches',
+            pg_catalog.format('suppressed_at < %L', horizon), s.step_rows, s.events_retention) > 0)::integer;
+    END IF;
+    IF steps < max_steps AND s.alerts_retention IS NOT NULL THEN
+        -- a closed alert goes with its occurrences
+        DELETE FROM lambda_detect.alert_occurrences o
+         WHERE o.alert_id IN (SELECT a.alert_id FROM lambda_detect.alerts a
+                               WHERE a.status = 'closed' AND a.status_changed_at < now_ - s.alerts_retention
+                               LIMIT s.step_rows);
+        steps := steps + (lambda_detect.delete_expired('lambda_detect.alerts',
+            pg_catalog.format('status = %L AND status_changed_at < %L', 'closed', now_ - s.alerts_retention),
+            s.step_rows, s.alerts_retention) > 0)::integer;
+    END IF;
+    IF steps < max_steps AND s.rule_runs_retention IS NOT NULL THEN
+        -- the newest watermark of each rule says where its next run starts
+        steps := steps + (lambda_detect.delete_expired('lambda_detect.rule_runs',
+            pg_catalog.format('started_at < %L AND status <> %L AND run_id NOT IN ('
+                              'SELECT DISTINCT ON (w.rule) w.run_id FROM lambda_detect.rule_runs w'
+                              ' WHERE w.complete_until IS NOT NULL'
+                              ' ORDER BY w.rule, w.complete_until DESC)',
+                              now_ - s.rule_runs_retention, 'running'),
+            s.step_rows, s.rule_runs_retention) > 0)::integer;
+        steps := steps + (lambda_detect.delete_expired('lambda_detect.maintenance_log',
+            pg_catalog.format('logged_at < %L', now_ - s.rule_runs_retention),
+            s.step_rows, s.rule_runs_retention) > 0)::integer;
+    END IF;
+    IF steps < max_steps AND s.ingest_runs_retention IS NOT NULL THEN
+        steps := steps + (lambda_detect.delete_expired('lambda_detect.ingest_runs',
+            pg_catalog.format('started_at < %L', now_ - s.ingest_runs_retention),
+            s.step_rows, s.ingest_runs_retention) > 0)::integer;
+    END IF;
+    IF steps < max_steps AND s.ingest_errors_retention IS NOT NULL THEN
+        steps := steps + (lambda_detect.delete_expired('lambda_detect.ingest_errors',
+            pg_catalog.format('occurred_at < %L', now_ - s.ingest_errors_retention),
+            s.step_rows, s.ingest_errors_retention) > 0)::integer;
+    END IF;
+    IF steps < max_steps AND s.ingested_files_retention IS NOT NULL THEN
+        steps := steps + (lambda_detect.delete_expired('lambda_detect.ingested_files',
+            pg_catalog.format('ingested_at < %L', now_ - s.ingested_files_retention),
+            s.step_rows, s.ingested_files_retention) > 0)::integer;
+    END IF;
+
+    RETURN QUERY
+    SELECT l.action, l.target, l.rows FROM lambda_detect.maintenance_log l
+     WHERE l.id > first_id ORDER BY l.id;
+END;
+$$;
+
+COMMENT ON FUNCTION lambda_detect.maintain(integer) IS
+    'Storage upkeep in at most max_steps small steps: partitions of events made ahead, events_default drained, expired partitions dropped and expired rows deleted per storage_settings; returns the steps taken (also in maintenance_log).  SECURITY DEFINER; the worker calls it every lambda_detect.maintenance_interval';
+
+REVOKE ALL ON lambda_detect.storage_settings, lambda_detect.maintenance_log,
+              lambda_detect.event_partitions FROM PUBLIC;
+REVOKE ALL ON FUNCTION lambda_detect.effective_storage_settings(),
+              lambda_detect.partition_period_start(timestamptz, text),
+              lambda_detect.partition_period_next(timestamptz, text),
+              lambda_detect.create_event_partition(timestamptz),
+              lambda_detect.delete_expired(regclass, text, integer, interval),
+              lambda_detect.maintain(integer) FROM PUBLIC;
