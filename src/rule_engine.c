@@ -32,6 +32,7 @@
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "utils/backend_status.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
@@ -689,28 +690,64 @@ execute_rule(void *arg)
 
 /*
  * oldest_open_transaction_start returns the start of the oldest other
- * transaction in progress, or limit when that is later (or there is none).
+ * transaction in progress in this database, or limit when that is later
+ * (or there is none), or 0 when it cannot be known.
+ *
+ * It reads the backends' status in shared memory directly, as
+ * pg_stat_activity does, but without its privilege check: a worker running
+ * as a role without pg_read_all_stats would see NULL as xact_start of
+ * every other role's session there, and move the watermark past events
+ * those sessions have yet to commit.  A session with track_activities off
+ * reports no transaction start; if it is in a transaction (it has an xid
+ * or an xmin), its own start is the bound.  A prepared transaction has no
+ * session and records no start: while one is pending in this database,
+ * the run claims no completeness (0), so the watermark stays where it was.
  */
 static TimestampTz
 oldest_open_transaction_start(TimestampTz limit)
 {
-	Oid			argtypes[1] = {TIMESTAMPTZOID};
-	Datum		value = TimestampTzGetDatum(limit);
+	Oid			argtypes[1] = {OIDOID};
+	Datum		value = ObjectIdGetDatum(MyDatabaseId);
+	TimestampTz result = limit;
 	bool		isnull;
-	TimestampTz result;
+	int			nbackends;
 	int			ret;
 
+	/* this transaction's earlier copy of the status array would be stale */
+	pgstat_clear_backend_activity_snapshot();
+	nbackends = pgstat_fetch_stat_numbackends();
+	for (int i = 1; i <= nbackends; i++)
+	{
+		LocalPgBackendStatus *local = pgstat_fetch_stat_local_beentry(i);
+		PgBackendStatus *be;
+		TimestampTz start;
+
+		if (local == NULL)
+			continue;
+		be = &local->backendStatus;
+		if (be->st_procpid == MyProcPid || be->st_databaseid != MyDatabaseId)
+			continue;
+		start = be->st_xact_start_timestamp;
+		if (start == 0 &&
+			(be->st_state == STATE_DISABLED || be->st_state == STATE_UNDEFINED) &&
+			(TransactionIdIsValid(local->backend_xid) ||
+			 TransactionIdIsValid(local->backend_xmin)))
+			start = be->st_proc_start_timestamp;
+		if (start != 0 && start < result)
+			result = start;
+	}
+
 	prepare_kept(&horizon_plan,
-				 "SELECT least($1, min(xact_start)) FROM pg_stat_activity"
-				 " WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()",
+				 "SELECT count(*) FROM pg_catalog.pg_prepared_xact() p WHERE p.dbid = $1",
 				 1, argtypes);
 	ret = SPI_execute_plan(horizon_plan, &value, NULL, true, 1);
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read open transactions: %s", SPI_result_code_string(ret));
-	result = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
-											   SPI_tuptable->tupdesc, 1, &isnull));
+		elog(ERROR, "could not read prepared transactions: %s", SPI_result_code_string(ret));
+	if (DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1,
+									&isnull)) > 0)
+		result = 0;
 	SPI_freetuptable(SPI_tuptable);
-	return isnull ? limit : result;
+	return result;
 }
 
 /* Writes the run's outcome into its rule_runs row. */
