@@ -29,6 +29,7 @@ OBJS = \
 	src/rule_options.o \
 	src/rule_engine.o \
 	src/worker.o \
+	src/worker_privileges.o \
 	src/dropdb_guard.o
 
 # The install script is assembled from the numbered parts in schema/.

@@ -33,6 +33,7 @@
 
 /* settings.c */
 extern char *ld_database;
+extern char *ld_worker_role;
 extern char *ld_inbox_dir;
 extern int	ld_batch_size;
 extern int	ld_naptime_ms;
@@ -268,6 +269,9 @@ extern void BuildGroupKey(const RuleRunState *state, const char *const *values,
 						  Datum *keys, Datum *vals);
 extern int64 JoinAlertGroup(RuleRunState *state, const char *event_id,
 							TimestampTz event_time, Datum keys, Datum vals);
+
+/* worker_privileges.c */
+extern void CheckWorkerPrivileges(void);
 
 /* worker.c */
 extern void RegisterIngestWorker(void);

@@ -6,7 +6,9 @@
  * Everything the worker reads can change on SIGHUP.  inbox_dir and the
  * input limits are superuser-settable (PGC_SUSET), so that a superuser can
  * also point a session's ingest_now() at a directory; the worker follows the
- * server's configuration file.
+ * server's configuration file.  The database and the role the worker
+ * connects as are read on SIGHUP too: a connection cannot change either, so
+ * the worker restarts to follow them.
  *
  * src/settings.c
  *
@@ -19,6 +21,7 @@
 #include "lambda_detect.h"
 
 char	   *ld_database = NULL;
+char	   *ld_worker_role = NULL;
 char	   *ld_inbox_dir = NULL;
 int			ld_batch_size = 500;
 int			ld_naptime_ms = 1000;
@@ -44,6 +47,22 @@ DefineSettings(void)
 							   "the worker restarts when it changes.",
 							   &ld_database,
 							   "postgres",
+							   PGC_SIGHUP,
+							   0,
+							   NULL, NULL, NULL);
+
+	/*
+	 * PGC_SIGHUP rather than PGC_POSTMASTER: the role matters only when the
+	 * worker connects, so a reload that changes it restarts the worker (as
+	 * for the database) instead of asking for a server restart.  Only the
+	 * configuration file or ALTER SYSTEM can set it, both a superuser's.
+	 */
+	DefineCustomStringVariable("lambda_detect.worker_role",
+							   "Role the background worker connects as; empty means the bootstrap superuser.",
+							   "A non-superuser role needs the grants of the worker duty (README, \"Privileges\"), "
+							   "and, in PostgreSQL 15, the LOGIN attribute; the worker restarts when it changes.",
+							   &ld_worker_role,
+							   "",
 							   PGC_SIGHUP,
 							   0,
 							   NULL, NULL, NULL);

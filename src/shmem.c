@@ -31,7 +31,7 @@
 
 #include "lambda_detect.h"
 
-#define LD_STATE_LEN 32
+#define LD_STATE_LEN 48		/* "waiting for ALTER EXTENSION UPDATE" and a margin */
 #define LD_ERROR_LEN 256
 
 typedef struct LambdaDetectShared

@@ -5,7 +5,8 @@
  *	  inbox directory, and runs the rules that are due.
  *
  * One static worker, registered when the library is preloaded, connects to
- * lambda_detect.database.  Its loop, in the manner of worker_spi:
+ * lambda_detect.database as lambda_detect.worker_role (the bootstrap
+ * superuser when that is empty).  Its loop, in the manner of worker_spi:
  *
  *	  drain one inbox batch -> scan inbox_dir if due -> run due rules
  *	  (and every enabled rule right after a batch stored candidates, so an
@@ -13,9 +14,14 @@
  *
  * Each unit of work is its own transaction.  A unit that fails is rolled
  * back, logged, counted in the heartbeat and retried with exponential
- * backoff: the worker does not crash-loop on a bad state.  It starts only
- * once recovery has finished, so never on a standby; SIGHUP reloads the
- * settings (a new lambda_detect.database restarts it); SIGTERM ends it at
+ * backoff: the worker does not crash-loop on a bad state.  Before it works,
+ * and again after a unit failed for lack of a privilege, it checks that its
+ * role holds every grant it needs (worker_privileges.c) and waits, saying
+ * once what is missing, until it does.  Each unit holds a share lock on the
+ * extension, so that DROP EXTENSION waits for the unit in progress instead
+ * of dropping tables under it.  It starts only once recovery has finished,
+ * so never on a standby; SIGHUP reloads the settings (a new
+ * lambda_detect.database or worker_role restarts it); SIGTERM ends it at
  * the next CHECK_FOR_INTERRUPTS.
  *
  * src/worker.c
@@ -27,6 +33,8 @@
 #include <limits.h>
 
 #include "access/xact.h"
+#include "catalog/pg_extension.h"
+#include "commands/extension.h"
 #include "executor/spi.h"
 #include "miscadmin.h"
 #include "pgstat.h"
@@ -34,6 +42,7 @@
 #include "postmaster/interrupt.h"
 #include "storage/ipc.h"
 #include "storage/latch.h"
+#include "storage/lmgr.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -83,6 +92,7 @@ static UnitBackoff startup_backoff;
 static UnitBackoff ingest_backoff;
 static UnitBackoff scan_backoff;
 static UnitBackoff schedule_backoff;
+static UnitBackoff privileges_backoff;
 
 /* the error of the last failed unit, for the rule run it belongs to */
 static char last_unit_sqlstate[6];
@@ -93,6 +103,15 @@ static bool rule_cap_logged = false;
 static bool extension_missing_logged = false;
 static bool schema_version_logged = false;
 static char connected_db[NAMEDATALEN];
+static char *connected_role = NULL;
+
+/*
+ * Whether the role's privileges were found complete since the last failure
+ * for lack of one; and the last such failure reported, so that the same
+ * missing grant is logged once, not at every retry.
+ */
+static bool privileges_checked = false;
+static char *privilege_error_logged = NULL;
 
 typedef bool (*UnitFunction) (void *arg);
 
@@ -168,12 +187,51 @@ end_unit(void)
 	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
-/* The file scan's commit point between two chunks of files. */
+/*
+ * lock_schema_version returns the installed version of the extension, or
+ * NULL when it is not installed, and holds a share lock on the extension
+ * until the end of the transaction.  DROP EXTENSION locks the extension
+ * exclusively before it touches anything else, so it waits for the unit in
+ * progress to end instead of dropping tables under it; the next unit waits
+ * for the DROP to end and then finds the extension gone, not a table
+ * missing halfway through a statement (nor a deadlock between the two).
+ */
+static char *
+lock_schema_version(void)
+{
+	for (;;)
+	{
+		Oid			extoid = get_extension_oid("lambda_detect", true);
+
+		if (!OidIsValid(extoid))
+			return NULL;
+		LockDatabaseObject(ExtensionRelationId, extoid, 0, AccessShareLock);
+		/* what we waited for may have dropped it: read the catalog afresh */
+		InvalidateCatalogSnapshot();
+		if (get_extension_oid("lambda_detect", true) == extoid)
+			return InstalledSchemaVersion();
+		UnlockDatabaseObject(ExtensionRelationId, extoid, 0, AccessShareLock);
+	}
+}
+
+/*
+ * The file scan's commit point between two chunks of files.  The new
+ * transaction takes the extension's lock again; if the extension was
+ * dropped or updated in between, the scan stops here.
+ */
 static void
 scan_boundary(void)
 {
+	char	   *installed;
+
 	end_unit();
 	begin_unit("lambda_detect: scanning inbox_dir");
+	installed = lock_schema_version();
+	if (installed == NULL || strcmp(installed, LAMBDA_DETECT_VERSION) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("lambda_detect worker: extension \"lambda_detect\" was dropped or updated during a scan of inbox_dir"),
+				 errdetail("The files read before are committed; the next scan goes on from there.")));
 }
 
 /* True when a unit kind is not backing off after failures. */
@@ -214,7 +272,7 @@ run_unit(const char *activity, UnitFunction fn, void *arg, UnitBackoff *backoff,
 		char	   *installed;
 
 		begin_unit(activity);
-		installed = InstalledSchemaVersion();
+		installed = lock_schema_version();
 		if (installed == NULL)
 			missing = true;
 		else if (strcmp(installed, LAMBDA_DETECT_VERSION) != 0)
@@ -226,11 +284,32 @@ run_unit(const char *activity, UnitFunction fn, void *arg, UnitBackoff *backoff,
 	PG_CATCH();
 	{
 		ErrorData  *edata;
+		bool		repeated = false;
 
 		HOLD_INTERRUPTS();
 		MemoryContextSwitchTo(worker_cxt);
 		edata = CopyErrorData();
-		EmitErrorReport();
+
+		/*
+		 * A missing privilege makes the worker check all of them again before
+		 * it goes on; the same missing grant is reported once, not at every
+		 * retry, until the role's privileges were found complete.
+		 */
+		if (edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE)
+		{
+			char	   *text = psprintf("%s\n%s", edata->message ? edata->message : "",
+										edata->detail ? edata->detail : "");
+
+			privileges_checked = false;
+			repeated = privilege_error_logged != NULL &&
+				strcmp(privilege_error_logged, text) == 0;
+			if (privilege_error_logged)
+				pfree(privilege_error_logged);
+			privilege_error_logged = text;
+			SharedStateSetState("waiting for privileges");
+		}
+		if (!repeated)
+			EmitErrorReport();
 		AbortCurrentTransaction();
 		FlushErrorState();
 		pgstat_report_activity(STATE_IDLE, NULL);
@@ -288,12 +367,24 @@ run_unit(const char *activity, UnitFunction fn, void *arg, UnitBackoff *backoff,
 
 /* --- the units --- */
 
-/* Runs once each time the extension is found (again): crash clean-up. */
+/*
+ * Runs once each time the extension is found (again): the role's
+ * privileges, then crash clean-up.
+ */
 static bool
 startup_unit(void *arg)
 {
+	CheckWorkerPrivileges();
 	CloseOutInterruptedRuleRuns();
 	nschedules = 0;
+	return false;
+}
+
+/* Checks the role's privileges again, after a unit lacked one. */
+static bool
+privileges_unit(void *arg)
+{
+	CheckWorkerPrivileges();
 	return false;
 }
 
@@ -428,8 +519,13 @@ rule_execute_unit(void *arg)
 	ErrorData  *edata = RuleRunExecute(&a->state);
 
 	if (edata != NULL)
+	{
 		a->error = MemoryContextStrdup(worker_cxt,
 									   edata->message ? edata->message : "unknown error");
+		/* recorded as a failed run, not raised: check the privileges again */
+		if (edata->sqlerrcode == ERRCODE_INSUFFICIENT_PRIVILEGE)
+			privileges_checked = false;
+	}
 	return false;
 }
 
@@ -550,10 +646,12 @@ ms_until_next_rule(void)
 }
 
 /*
- * connect_with_backoff connects to lambda_detect.database.  A missing
- * database ends the process (FATAL), so the count of failed attempts is
- * kept in shared memory and each restart waits longer before trying again:
- * a clear log line and a backoff, not a crash loop.
+ * connect_with_backoff connects to lambda_detect.database as
+ * lambda_detect.worker_role.  A missing database, a missing role or one that
+ * may not log in ends the process (FATAL), so the count of failed attempts
+ * is kept in shared memory and each restart waits longer before trying
+ * again: a clear log line and a backoff, not a crash loop.  Settings changed
+ * while it waited are read before it tries.
  */
 static void
 connect_with_backoff(void)
@@ -565,17 +663,33 @@ connect_with_backoff(void)
 		long		delay = backoff_ms(failures, CONNECT_BACKOFF_MAX_MS) -
 			WORKER_RESTART_SECONDS * 1000L;
 
-		ereport(LOG,
-				(errmsg("lambda_detect worker: connecting to database \"%s\" failed %d times; retrying in %ld ms",
-						ld_database, failures, Max(delay, 0)),
-				 errhint("Create the database, or set lambda_detect.database to one that exists.")));
+		if (ld_worker_role[0] == '\0')
+			ereport(LOG,
+					(errmsg("lambda_detect worker: connecting to database \"%s\" failed %d times; retrying in %ld ms",
+							ld_database, failures, Max(delay, 0)),
+					 errhint("Create the database, or set lambda_detect.database to one that exists.")));
+		else
+			ereport(LOG,
+					(errmsg("lambda_detect worker: connecting to database \"%s\" as role \"%s\" failed %d times; retrying in %ld ms",
+							ld_database, ld_worker_role, failures, Max(delay, 0)),
+					 errhint("Create the database and the role; the role needs LOGIN (a background worker "
+							 "connects through the same check as a client) and CONNECT on the database.  "
+							 "Or correct lambda_detect.database and lambda_detect.worker_role.")));
 		if (delay > 0)
 			wait_latch(delay);
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
 	}
 	SharedStateConnectFailures(true, false);
-	BackgroundWorkerInitializeConnection(ld_database, NULL, 0);
+	BackgroundWorkerInitializeConnection(ld_database,
+										 ld_worker_role[0] != '\0' ? ld_worker_role : NULL,
+										 0);
 	SharedStateConnectFailures(false, true);
 	strlcpy(connected_db, ld_database, NAMEDATALEN);
+	connected_role = MemoryContextStrdup(TopMemoryContext, ld_worker_role);
 }
 
 /*
@@ -606,8 +720,13 @@ LambdaDetectWorkerMain(Datum main_arg)
 	/* everything the worker runs is schema-qualified; resolve nothing via public */
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
 
-	ereport(LOG,
-			(errmsg("lambda_detect worker started in database \"%s\"", connected_db)));
+	if (connected_role[0] == '\0')
+		ereport(LOG,
+				(errmsg("lambda_detect worker started in database \"%s\"", connected_db)));
+	else
+		ereport(LOG,
+				(errmsg("lambda_detect worker started in database \"%s\" as role \"%s\"",
+						connected_db, connected_role)));
 
 	for (;;)
 	{
@@ -628,11 +747,17 @@ LambdaDetectWorkerMain(Datum main_arg)
 			/* rules switched back on: every rule is due now, to catch up */
 			if (ld_run_rules && !rules_were_on)
 				nschedules = 0;
-			if (strcmp(ld_database, connected_db) != 0)
+			if (strcmp(ld_database, connected_db) != 0 ||
+				strcmp(ld_worker_role, connected_role) != 0)
 			{
-				ereport(LOG,
-						(errmsg("lambda_detect worker restarting to connect to database \"%s\"",
-								ld_database)));
+				if (ld_worker_role[0] == '\0')
+					ereport(LOG,
+							(errmsg("lambda_detect worker restarting to connect to database \"%s\"",
+									ld_database)));
+				else
+					ereport(LOG,
+							(errmsg("lambda_detect worker restarting to connect to database \"%s\" as role \"%s\"",
+									ld_database, ld_worker_role)));
 				proc_exit(1);
 			}
 			next_scan = 0;
@@ -646,6 +771,7 @@ LambdaDetectWorkerMain(Datum main_arg)
 			{
 				run_unit("lambda_detect: starting", startup_unit, NULL, &startup_backoff, &ok);
 				extension_present = ok;
+				privileges_checked = ok;
 			}
 			if (!extension_present)
 			{
@@ -655,6 +781,28 @@ LambdaDetectWorkerMain(Datum main_arg)
 				continue;
 			}
 			SharedStateSetState("running");
+		}
+		else if (!privileges_checked)
+		{
+			/* a unit lacked a privilege: nothing runs until the role has all */
+			now = GetCurrentTimestamp();
+			if (unit_ready(&privileges_backoff, now))
+				run_unit("lambda_detect: checking privileges", privileges_unit, NULL,
+						 &privileges_backoff, &privileges_checked);
+			if (!extension_present)
+				continue;
+			if (!privileges_checked)
+			{
+				wait_latch(Min(ms_until_ready(&privileges_backoff, GetCurrentTimestamp()),
+							   BACKOFF_MAX_MS));
+				continue;
+			}
+			SharedStateSetState("running");
+		}
+		if (privileges_checked && privilege_error_logged != NULL)
+		{
+			pfree(privilege_error_logged);
+			privilege_error_logged = NULL;
 		}
 
 		/* 1. one batch of the inbox */
