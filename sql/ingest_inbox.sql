@@ -80,3 +80,15 @@ DROP TRIGGER refuse_poison ON lambda_detect.events;
 -- ingested_at is when it was stored, event_time when AWS saw the call
 SELECT event_time, ingested_at > event_time AS stored_later
   FROM lambda_detect.events WHERE event_id = 'i-1';
+
+-- a record whose accessKeyId is too long to index is rejected by normalize(),
+-- so the good records of its log file are stored (it used to fail the
+-- batch, and the whole payload was set aside as store_failed)
+INSERT INTO lambda_detect.inbox (source, payload) VALUES
+  ('long key', jsonb_build_object('Records', jsonb_build_array(pg_temp.rec('k-1'),
+     pg_temp.rec('k-2') || jsonb_build_object('userIdentity',
+       jsonb_build_object('accessKeyId', (SELECT string_agg(md5(g::text), '') FROM generate_series(1, 100) g))),
+     pg_temp.rec('k-3'))));
+SELECT * FROM lambda_detect.ingest_now();
+SELECT event_id FROM lambda_detect.events WHERE event_id LIKE 'k-%' ORDER BY 1;
+SELECT sqlstate, reason, message, location FROM lambda_detect.ingest_errors WHERE source = 'long key';

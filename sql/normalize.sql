@@ -83,6 +83,15 @@ SELECT ordinal, status, sqlstate, reason, message, location, event_id
           r.rec || '{"eventID": "n-good"}')))
  ORDER BY ordinal;
 
+-- every identifier events is indexed on has a bound, so that no record can
+-- fail the statement that stores it: an accessKeyId over 128 bytes (AWS's
+-- longest) is rejected like an eventID over 512 bytes
+SELECT ordinal, status, sqlstate, reason, message, access_key_id
+  FROM r, lambda_detect.normalize(jsonb_build_array(
+          r.rec || jsonb_build_object('userIdentity', jsonb_build_object('accessKeyId', repeat('K', 129))),
+          r.rec || jsonb_build_object('userIdentity', jsonb_build_object('accessKeyId', 'AKIA' || repeat('K', 124)))))
+ ORDER BY ordinal;
+
 -- valid times: leap day, fractions, offsets, all normalised to UTC
 SELECT t, (SELECT event_time FROM lambda_detect.normalize((SELECT rec FROM r) || jsonb_build_object('eventTime', t))) AS event_time
   FROM unnest(ARRAY['2024-02-29T23:59:59Z', '2024-08-01T13:47:16.123Z',

@@ -36,10 +36,14 @@
 
 PG_FUNCTION_INFO_V1(ld_normalize);
 
-/* identifiers and ARNs longer than this cannot be real, and would not fit
- * in a btree index entry */
+/*
+ * identifiers and ARNs longer than this cannot be real, and would not fit
+ * in a btree index entry (events is indexed on each of them); AWS's access
+ * key ids are 16 to 128 characters long
+ */
 #define MAX_EVENT_ID_LEN	512
 #define MAX_ARN_LEN			2048
+#define MAX_ACCESS_KEY_ID_LEN	128
 
 /* output columns of normalize(), in order */
 enum
@@ -482,6 +486,14 @@ normalize_record(NormalizeState *state, JsonbValue *rec_value, Jsonb *rec_jsonb,
 		{
 			emit_rejected(state, location, "22001", "field_too_long", rec_jsonb,
 						  "userIdentity.arn is longer than %d bytes", MAX_ARN_LEN);
+			return;
+		}
+		if (!row.nulls[COL_ACCESS_KEY_ID] &&
+			VARSIZE_ANY_EXHDR(DatumGetPointer(row.values[COL_ACCESS_KEY_ID])) > MAX_ACCESS_KEY_ID_LEN)
+		{
+			emit_rejected(state, location, "22001", "field_too_long", rec_jsonb,
+						  "userIdentity.accessKeyId is longer than %d bytes",
+						  MAX_ACCESS_KEY_ID_LEN);
 			return;
 		}
 	}
