@@ -46,7 +46,7 @@ DATA_built += lambda_detect--1.0--1.1.sql
 DATA = $(wildcard schema/releases/lambda_detect--*.sql) \
 	$(wildcard schema/upgrades/lambda_detect--*--*.sql)
 
-REGRESS = normalize ingest_inbox ingest_files rule_seed rule_window rule_companions rule_options exceptions notify_payload explain security privileges settings investigation triage
+REGRESS = normalize ingest_inbox ingest_files rule_seed rule_window rule_companions rule_options exceptions storage notify_payload explain security privileges settings investigation triage
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
 PG_CPPFLAGS = -I$(srcdir)/src -DLAMBDA_DETECT_VERSION=\"$(EXTVERSION)\"
