@@ -14,7 +14,7 @@
 -- through acknowledge_alert() and close_alert(); a trigger enforces the same
 -- transitions on direct UPDATEs.  View: open_alerts (the queue by severity
 -- and account); alerts_ecs (alerts under Elastic's field names) is in
--- 12_alerts_ecs.sql.
+-- 13_alerts_ecs.sql.
 --
 -- Settings (time zone, business hours, history, correlation window) live in
 -- the table investigation_settings, which holds at most one row: with no row

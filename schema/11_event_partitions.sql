@@ -4,7 +4,7 @@
 -- and disks are finite: with one partition per day (by default), expired
 -- history is dropped a partition at a time instead of deleted row by row.
 -- The partitions themselves are made by lambda_detect.maintain()
--- (13_storage_maintenance.sql), which the worker calls: ahead of time for
+-- (14_storage_maintenance.sql), which the worker calls: ahead of time for
 -- the coming days, and on demand for late events.  Until a partition for
 -- its time exists, an event waits in events_default, from which maintain()
 -- drains it; nothing stays there except events dated further ahead than
@@ -23,7 +23,7 @@
 -- same columns, constraints, comments, indexes and grants, its rows are
 -- copied into events_default (the worker then drains them into daily
 -- partitions), and the old table is dropped.  The one view on events,
--- alerts_ecs, is dropped first and made again by 12_alerts_ecs.sql, with
+-- alerts_ecs, is dropped first and made again by 13_alerts_ecs.sql, with
 -- its grants.
 
 DO $convert$
@@ -61,7 +61,7 @@ BEGIN
                                               CASE WHEN r.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
     END LOOP;
 
-    -- the view on events goes; 12_alerts_ecs.sql makes it again with these grants
+    -- the view on events goes; 13_alerts_ecs.sql makes it again with these grants
     IF pg_catalog.to_regclass('lambda_detect.alerts_ecs') IS NOT NULL THEN
         SELECT pg_catalog.array_to_string(c.relacl, ',') INTO view_acl
           FROM pg_catalog.pg_class c WHERE c.oid = 'lambda_detect.alerts_ecs'::regclass;

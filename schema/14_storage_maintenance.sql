@@ -115,6 +115,8 @@ CREATE INDEX ingested_files_ingested_at_idx ON lambda_detect.ingested_files (ing
 COMMENT ON INDEX lambda_detect.ingested_files_ingested_at_idx IS 'Retention of the file ledger';
 CREATE INDEX alerts_closed_idx ON lambda_detect.alerts (status_changed_at) WHERE status = 'closed';
 COMMENT ON INDEX lambda_detect.alerts_closed_idx IS 'Retention of closed alerts';
+CREATE INDEX rule_candidates_event_time_idx ON lambda_detect.rule_candidates (event_time);
+COMMENT ON INDEX lambda_detect.rule_candidates_event_time_idx IS 'Retention of the candidate log, with the events';
 CREATE INDEX suppressed_matches_suppressed_at_idx ON lambda_detect.suppressed_matches (suppressed_at);
 COMMENT ON INDEX lambda_detect.suppressed_matches_suppressed_at_idx IS 'Retention of suppressed matches, with the events they name';
 
@@ -345,6 +347,10 @@ BEGIN
     END LOOP;
 
     -- 4. the other tables, one bounded delete each
+    IF steps < max_steps AND horizon IS NOT NULL THEN
+        steps := steps + (lambda_detect.delete_expired('lambda_detect.rule_candidates',
+            pg_catalog.format('event_time < %L', horizon), s.step_rows, s.events_retention) > 0)::integer;
+    END IF;
     IF steps < max_steps AND horizon IS NOT NULL THEN
         steps := steps + (lambda_detect.delete_expired('lambda_detect.suppressed_matches',
             pg_catalog.format('suppressed_at < %L', horizon), s.step_rows, s.events_retention) > 0)::integer;

@@ -47,7 +47,7 @@ SELECT c.relname, a.attname AS undocumented_column
 SELECT t.tgname AS undocumented_trigger
   FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid
   JOIN pg_namespace n ON n.oid = c.relnamespace
- WHERE n.nspname = 'lambda_detect' AND NOT t.tgisinternal
+ WHERE n.nspname = 'lambda_detect' AND NOT t.tgisinternal AND t.tgparentid = 0
    AND obj_description(t.oid, 'pg_trigger') IS NULL;
 SELECT i.relname AS undocumented_index
   FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid

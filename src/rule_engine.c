@@ -87,6 +87,7 @@ static SPIPlanPtr watermark_plan = NULL;
 static SPIPlanPtr start_plan = NULL;
 static SPIPlanPtr finish_plan = NULL;
 static SPIPlanPtr candidates_plan = NULL;
+static SPIPlanPtr candidate_event_plan = NULL;
 static SPIPlanPtr alert_plan = NULL;
 static SPIPlanPtr horizon_plan = NULL;
 static SPIPlanPtr mark_failed_plan = NULL;
@@ -473,6 +474,48 @@ fill_exception_subject(ExceptionSubject *s, HeapTuple tup, TupleDesc desc,
 }
 
 /*
+ * fetch_candidate reads the event of one logged candidate (columns
+ * event_id, event_time of row) with what the run needs of it, or returns
+ * NULL when the event is gone.  Its key names one partition: the lookup
+ * reads that partition's primary key, however many partitions there are.
+ * The caller frees the result.
+ */
+static SPITupleTable *
+fetch_candidate(HeapTuple row, TupleDesc rowdesc, Datum rule_name)
+{
+	Oid			argtypes[3] = {TEXTOID, TIMESTAMPTZOID, TEXTOID};
+	Datum		values[3];
+	bool		isnull;
+	int			ret;
+
+	PrepareKeptPlan(&candidate_event_plan,
+					"SELECT e.event_id, e.event_source, e.event_name, e.error_code,"
+					"       e.error_message, e.request_parameters,"
+					"       EXISTS (SELECT 1 FROM lambda_detect.alerts a"
+					"                WHERE a.rule = $3 AND a.event_id = e.event_id)"
+					"       OR EXISTS (SELECT 1 FROM lambda_detect.alert_occurrences o"
+					"                  WHERE o.rule = $3 AND o.event_id = e.event_id),"
+					"       e.recipient_account_id, e.aws_region, e.actor_arn, e.source_ip,"
+					"       e.source_address, e.user_agent, e.event_time"
+					"  FROM lambda_detect.events e"
+					" WHERE e.event_id = $1 AND e.event_time = $2"
+					"   AND " LD_CANDIDATE_PREDICATE("e"),
+					3, argtypes, 0);
+	values[0] = SPI_getbinval(row, rowdesc, 1, &isnull);
+	values[1] = SPI_getbinval(row, rowdesc, 2, &isnull);
+	values[2] = rule_name;
+	ret = SPI_execute_plan(candidate_event_plan, values, NULL, false, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not read candidate event: %s", SPI_result_code_string(ret));
+	if (SPI_processed == 0)
+	{
+		SPI_freetuptable(SPI_tuptable);
+		return NULL;
+	}
+	return SPI_tuptable;
+}
+
+/*
  * group_match makes the group key of a match of a grouping rule, from the
  * values its alert would carry (those exceptions see, plus the grant's
  * principal and action).
@@ -522,8 +565,9 @@ execute_rule(void *arg)
 {
 	RuleRunState *state = (RuleRunState *) arg;
 	RuleMatcher match = find_matcher(state->matcher);
-	Oid			argtypes[3] = {TIMESTAMPTZOID, TIMESTAMPTZOID, TEXTOID};
-	Datum		values[3];
+	Oid			argtypes[2] = {TIMESTAMPTZOID, TIMESTAMPTZOID};
+	Datum		values[2];
+	Datum		rule_name;
 	Portal		portal;
 	StringInfoData reason;
 	MemoryContext runcxt;
@@ -532,22 +576,13 @@ execute_rule(void *arg)
 	RuleExceptions *exceptions;
 
 	PrepareKeptPlan(&candidates_plan,
-				 "SELECT e.event_id, e.event_source, e.event_name, e.error_code,"
-				 "       e.error_message, e.request_parameters,"
-				 "       EXISTS (SELECT 1 FROM lambda_detect.alerts a"
-				 "                WHERE a.rule = $3 AND a.event_id = e.event_id)"
-				 "       OR EXISTS (SELECT 1 FROM lambda_detect.alert_occurrences o"
-				 "                  WHERE o.rule = $3 AND o.event_id = e.event_id),"
-				 "       e.recipient_account_id, e.aws_region, e.actor_arn, e.source_ip,"
-				 "       e.source_address, e.user_agent, e.event_time"
-				 "  FROM lambda_detect.events e"
-				 " WHERE " LD_CANDIDATE_PREDICATE("e")
-				 "   AND e.ingested_at >= $1 AND e.ingested_at <= $2"
-				 " ORDER BY e.ingested_at, e.event_time, e.event_id",
-				 3, argtypes, CURSOR_OPT_CUSTOM_PLAN);
+					"SELECT c.event_id, c.event_time FROM lambda_detect.rule_candidates c"
+					" WHERE c.ingested_at >= $1 AND c.ingested_at <= $2"
+					" ORDER BY c.ingested_at, c.event_time, c.event_id",
+					2, argtypes, CURSOR_OPT_CUSTOM_PLAN);
 	values[0] = TimestampTzGetDatum(state->window_start);
 	values[1] = TimestampTzGetDatum(state->window_end);
-	values[2] = CStringGetTextDatum(state->rule);
+	rule_name = CStringGetTextDatum(state->rule);
 
 	/* the rule's exceptions, read once for the whole run */
 	runcxt = AllocSetContextCreate(CurrentMemoryContext, "lambda_detect rule run",
@@ -572,6 +607,7 @@ execute_rule(void *arg)
 	while (!state->truncated)
 	{
 		SPITupleTable *batch;
+		SPITupleTable *event = NULL;
 
 		SPI_cursor_fetch(portal, true, CANDIDATE_FETCH);
 		if (SPI_processed == 0)
@@ -580,8 +616,8 @@ execute_rule(void *arg)
 
 		for (uint64 i = 0; i < batch->numvals; i++)
 		{
-			HeapTuple	tup = batch->vals[i];
-			TupleDesc	desc = batch->tupdesc;
+			HeapTuple	tup;
+			TupleDesc	desc;
 			RuleCandidate c;
 			RuleGrant	grant;
 			bool		isnull;
@@ -597,9 +633,16 @@ execute_rule(void *arg)
 			Datum		group_values = (Datum) 0;
 
 			CHECK_FOR_INTERRUPTS();
-			state->candidates++;
 			/* what a candidate needs is freed with it, however long the window */
+			if (event != NULL)
+				SPI_freetuptable(event);
 			MemoryContextReset(rowcxt);
+			event = fetch_candidate(batch->vals[i], batch->tupdesc, rule_name);
+			if (event == NULL)
+				continue;		/* gone since it was logged (retention) */
+			state->candidates++;
+			tup = event->vals[0];
+			desc = event->tupdesc;
 			oldcxt = MemoryContextSwitchTo(rowcxt);
 			event_id = nullable_text(tup, desc, 1);
 			c.event_source = nullable_text(tup, desc, 2);
@@ -682,6 +725,9 @@ execute_rule(void *arg)
 			else
 				state->duplicates++;
 		}
+		if (event != NULL)
+			SPI_freetuptable(event);
+		event = NULL;
 		SPI_freetuptable(batch);
 	}
 	SPI_cursor_close(portal);
