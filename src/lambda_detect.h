@@ -21,9 +21,9 @@
 #include "utils/jsonb.h"
 
 /*
- * The rules' candidate filter.  It must read exactly as the predicate of
- * events_rule_candidates_idx in schema/02_events.sql, so that the planner
- * can prove the partial index applies to the rule engine's query.
+ * The rules' candidate filter: Lambda permission and function URL events.
+ * The WHEN clauses of the triggers that fill rule_candidates
+ * (schema/12_rule_candidates.sql) say the same.
  */
 #define LD_CANDIDATE_PREDICATE(alias) \
 	alias ".event_source = 'lambda.amazonaws.com'" \

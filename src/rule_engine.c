@@ -1,12 +1,14 @@
 /*-------------------------------------------------------------------------
  *
  * rule_engine.c
- *	  Running a rule over its ingest-time window: candidates through the
- *	  partial index, the C matcher, deduplicated alerts, and a rule_runs row.
+ *	  Running a rule over its ingest-time window: candidates from the
+ *	  candidate log, the C matcher, deduplicated alerts, and a rule_runs row.
  *
- * Candidates are read with the predicate of events_rule_candidates_idx, so
- * a run costs what the number of Lambda candidate events in its window
- * costs, whatever the size of the events table.  Precise predicates are
+ * Candidates are read from rule_candidates (schema/12_rule_candidates.sql),
+ * the log a trigger on events keeps of Lambda permission and function URL
+ * events, and each candidate's event by its key, which prunes to one
+ * partition: a run costs what the number of candidates in its window
+ * costs, whatever the size of events or its number of partitions.  Precise predicates are
  * evaluated in C, by the rule's matcher, and so are the rule's exceptions
  * (exceptions.c): a match an exception covers is counted as suppressed and
  * recorded in suppressed_matches instead of alerted.  Alerts are unique per
