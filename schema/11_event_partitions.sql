@@ -31,7 +31,7 @@ DECLARE
     old_table  CONSTANT regclass := 'lambda_detect.events'::regclass;
     index_defs text[] := '{}';
     index_cmts text[] := '{}';
-    grants     text[] := '{}';
+    table_acl  aclitem[];
     view_acl   text;
     r          record;
 BEGIN
@@ -49,21 +49,11 @@ BEGIN
         EXECUTE pg_catalog.format('ALTER INDEX lambda_detect.%I RENAME TO %I',
                                   r.relname, r.relname || '_1_0');
     END LOOP;
-    FOR r IN
-        SELECT a.privilege_type, a.is_grantable,
-               CASE WHEN a.grantee = 0 THEN 'PUBLIC'
-                    ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END AS grantee
-          FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
-         WHERE c.oid = old_table AND a.grantee <> c.relowner
-    LOOP
-        grants := grants || pg_catalog.format('GRANT %s ON lambda_detect.events TO %s%s',
-                                              r.privilege_type, r.grantee,
-                                              CASE WHEN r.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
-    END LOOP;
+    SELECT c.relacl INTO table_acl FROM pg_catalog.pg_class c WHERE c.oid = old_table;
 
     -- the view on events goes; 13_alerts_ecs.sql makes it again with these grants
     IF pg_catalog.to_regclass('lambda_detect.alerts_ecs') IS NOT NULL THEN
-        SELECT pg_catalog.array_to_string(c.relacl, ',') INTO view_acl
+        SELECT c.relacl::text INTO view_acl
           FROM pg_catalog.pg_class c WHERE c.oid = 'lambda_detect.alerts_ecs'::regclass;
         PERFORM pg_catalog.set_config('lambda_detect_upgrade.alerts_ecs_acl',
                                       COALESCE(view_acl, ''), true);
@@ -85,9 +75,15 @@ BEGIN
         EXECUTE index_defs[i];
         EXECUTE index_cmts[i];
     END LOOP;
-    FOR i IN 1 .. COALESCE(pg_catalog.array_length(grants, 1), 0) LOOP
-        EXECUTE grants[i];
-    END LOOP;
+    -- The users' grants come back as they were, but not through GRANT: in
+    -- an extension script GRANT would record them as the extension's own
+    -- initial privileges, and pg_dump would then leave them out.  The REVOKE
+    -- records what a fresh install records (99_privileges.sql).
+    REVOKE ALL ON lambda_detect.events FROM PUBLIC;
+    IF table_acl IS NOT NULL THEN
+        UPDATE pg_catalog.pg_class SET relacl = table_acl
+         WHERE oid = 'lambda_detect.events'::pg_catalog.regclass;
+    END IF;
 
     CREATE TABLE lambda_detect.events_default PARTITION OF lambda_detect.events DEFAULT;
     INSERT INTO lambda_detect.events SELECT * FROM lambda_detect.events_1_0;

@@ -405,6 +405,7 @@ COMMENT ON FUNCTION lambda_detect.maintain(integer) IS
 
 REVOKE ALL ON lambda_detect.storage_settings, lambda_detect.maintenance_log,
               lambda_detect.event_partitions FROM PUBLIC;
+REVOKE ALL ON SEQUENCE lambda_detect.maintenance_log_id_seq FROM PUBLIC;
 REVOKE ALL ON FUNCTION lambda_detect.effective_storage_settings(),
               lambda_detect.partition_period_start(timestamptz, text),
               lambda_detect.partition_period_next(timestamptz, text),
