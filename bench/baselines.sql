@@ -16,6 +16,7 @@ CREATE INDEX ON bench.naive_events (ingested_at)
 CREATE INDEX ON bench.naive_events (actor_arn, event_time);
 CREATE INDEX ON bench.naive_events (source_ip, event_time);
 CREATE INDEX ON bench.naive_events (event_time);
+CREATE INDEX ON bench.naive_events (access_key_id, event_time);
 
 CREATE FUNCTION bench.naive_insert() RETURNS bigint LANGUAGE sql AS $$
     WITH ins AS (
@@ -80,23 +81,48 @@ BEGIN
     RETURN bench.median_ms(timings);
 END $$;
 
--- history: events ingested over the past days, outside the rule's window
-CREATE FUNCTION bench.grow_events(target bigint, attack_every int) RETURNS bigint LANGUAGE plpgsql AS $$
+-- history: events ingested over the past days, outside the rule's window,
+-- with event times spread over the last 95 days (one partition each).  The
+-- rows are copies of the events already ingested through normalize() (so
+-- they have the same sizes and mix, the rare AddPermission included), under
+-- new ids and times: normalizing millions of records again would measure
+-- nothing the ingest steps have not measured already.
+CREATE FUNCTION bench.grow_events(target bigint) RETURNS bigint LANGUAGE plpgsql AS $$
 DECLARE
     missing bigint := target - (SELECT count(*) FROM lambda_detect.events);
+    templates bigint;
 BEGIN
+    CREATE TEMP TABLE template ON COMMIT DROP AS
+        SELECT row_number() OVER () AS n, e.* FROM lambda_detect.events e;
+    templates := (SELECT count(*) FROM template);
+    CREATE INDEX ON template (n);
     INSERT INTO lambda_detect.events (event_id, event_time, ingested_at, event_source, event_name,
         event_type, aws_region, recipient_account_id, actor_account_id, actor_arn, actor_type,
         access_key_id, user_name, source_ip, source_address, user_agent, error_code, error_message,
         outcome, read_only, request_id, request_parameters, response_elements, record)
-    SELECT n.event_id, n.event_time, now() - interval '2 hours' - g * interval '100 ms', n.event_source,
-           n.event_name, n.event_type, n.aws_region, n.recipient_account_id, n.actor_account_id,
-           n.actor_arn, n.actor_type, n.access_key_id, n.user_name, n.source_ip, n.source_address,
-           n.user_agent, n.error_code, n.error_message, n.outcome, n.read_only, n.request_id,
-           n.request_parameters, n.response_elements, n.record
-      FROM generate_series(1, missing) g,
-           lambda_detect.normalize(bench.record(g, attack_every, 'b3')) n
-     WHERE n.status = 'event';
+    SELECT 'h-' || g, now() - interval '2 hours' - (g % 95) * interval '1 day' - (g / 95) * interval '1 ms',
+           now() - interval '2 hours' - g * interval '1 ms', t.event_source,
+           t.event_name, t.event_type, t.aws_region, t.recipient_account_id, t.actor_account_id,
+           t.actor_arn, t.actor_type, t.access_key_id, t.user_name, t.source_ip, t.source_address,
+           t.user_agent, t.error_code, t.error_message, t.outcome, t.read_only, t.request_id,
+           t.request_parameters, t.response_elements, t.record
+      FROM generate_series(1, missing) g
+      JOIN template t ON t.n = 1 + g % templates;
+    RETURN missing;
+END $$;
+
+-- the raw-jsonb baseline grows the same way: copies of its own documents
+CREATE FUNCTION bench.grow_raw(target bigint) RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+    missing bigint := target - (SELECT count(*) FROM bench.raw_json);
+    templates bigint;
+BEGIN
+    CREATE TEMP TABLE raw_template ON COMMIT DROP AS
+        SELECT row_number() OVER () AS n, r.doc FROM bench.raw_json r;
+    templates := (SELECT count(*) FROM raw_template);
+    CREATE INDEX ON raw_template (n);
+    INSERT INTO bench.raw_json (doc)
+    SELECT t.doc FROM generate_series(1, missing) g JOIN raw_template t ON t.n = 1 + g % templates;
     RETURN missing;
 END $$;
 

@@ -21,6 +21,18 @@ pg_virtualenv -t "${LAMBDA_DETECT_CLUSTER_OPTS[@]}" \
 echo "== worker lifecycle (PostgreSQL::Test::Cluster)"
 tools/lib/run-tap.sh || status=1
 
+# make bench at a tiny size, so that it keeps working; no figure is judged
+echo "== benchmark smoke run (BENCH_SCALE=tiny)"
+bench_json=$(mktemp -t lambda_detect_bench_json.XXXXXX)
+if BENCH_SCALE=tiny BENCH_JSON="$bench_json" tools/bench.sh >"$bench_json.log" 2>&1 &&
+	tools/lib/check-bench-json.sh "$bench_json"; then
+	echo "ok: make bench ran and wrote every figure"
+else
+	cat "$bench_json.log"
+	status=1
+fi
+rm -f "$bench_json" "$bench_json.log"
+
 if [ $status -eq 0 ]; then
 	echo "== all test suites passed"
 else
