@@ -80,6 +80,7 @@ static const WorkerGrant worker_grants[] =
 	{ON_TABLE, "ingested_files", ACL_UPDATE, "UPDATE", NULL},
 	/* rule runs (rule_engine.c, exceptions.c, rule_options.c) */
 	{ON_TABLE, "rules", ACL_SELECT, "SELECT", NULL},
+	{ON_TABLE, "rule_candidates", ACL_SELECT, "SELECT", NULL},
 	{ON_ANY_COLUMN, "rules", ACL_UPDATE, "UPDATE", "updated_at"},
 	{ON_TABLE, "rule_runs", ACL_SELECT, "SELECT", NULL},
 	{ON_TABLE, "rule_runs", ACL_INSERT, "INSERT", NULL},
