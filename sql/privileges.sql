@@ -29,6 +29,10 @@ GRANT SELECT, UPDATE ON lambda_detect.rules TO regress_admin;
 GRANT EXECUTE ON FUNCTION lambda_detect.run_rule(text, timestamptz), lambda_detect.ingest_now() TO regress_admin;
 GRANT SELECT, INSERT, UPDATE, DELETE ON lambda_detect.investigation_settings, lambda_detect.known_networks,
     lambda_detect.exceptions TO regress_admin;
+GRANT SELECT, INSERT, UPDATE, DELETE ON lambda_detect.storage_settings TO regress_admin;
+GRANT SELECT ON lambda_detect.maintenance_log, lambda_detect.event_partitions TO regress_admin;
+GRANT EXECUTE ON FUNCTION lambda_detect.maintain(integer), lambda_detect.create_event_partition(timestamptz),
+    lambda_detect.effective_storage_settings() TO regress_admin;
 
 -- ingest: can submit, cannot read back or drain
 SET ROLE regress_ingest;
@@ -48,6 +52,15 @@ UPDATE lambda_detect.rules SET max_signals = 50 WHERE rule = 'lambda-public-invo
 SELECT count(*) FROM lambda_detect.events;
 SELECT count(*) FROM lambda_detect.alerts;
 INSERT INTO lambda_detect.known_networks (network, name) VALUES ('10.0.0.0/8', 'corporate');
+-- partitions and retention: settings, maintain(), the log; still no event data
+INSERT INTO lambda_detect.storage_settings (events_retention) VALUES ('30 days');
+SELECT events_retention FROM lambda_detect.effective_storage_settings();
+SELECT count(*) > 0 AS made_partitions FROM lambda_detect.maintain();
+SELECT count(*) > 0 AS can_read_log FROM lambda_detect.maintenance_log;
+SELECT count(*) > 1 AS can_list_partitions FROM lambda_detect.event_partitions;
+SELECT count(*) FROM lambda_detect.events_default;
+SELECT lambda_detect.delete_expired('lambda_detect.events', 'true', 100, '1 day');
+DELETE FROM lambda_detect.storage_settings;
 RESET ROLE;
 UPDATE lambda_detect.rules SET max_signals = 100 WHERE rule = 'lambda-public-invocation';
 
@@ -65,7 +78,20 @@ DELETE FROM lambda_detect.alerts;
 UPDATE lambda_detect.rules SET enabled = false;
 INSERT INTO lambda_detect.inbox (payload) VALUES ('{}');
 SELECT * FROM lambda_detect.run_rule('lambda-public-invocation');
+SELECT count(*) FROM lambda_detect.maintain();
+INSERT INTO lambda_detect.storage_settings (events_retention) VALUES ('1 day');
 RESET ROLE;
+
+-- the partitions maintain() made go, so that later tests see an unpartitioned start
+DO $$
+DECLARE
+  p regclass;
+BEGIN
+  FOR p IN SELECT partition FROM lambda_detect.event_partitions WHERE NOT is_default LOOP
+    EXECUTE format('DROP TABLE %s', p);
+  END LOOP;
+END $$;
+TRUNCATE lambda_detect.maintenance_log;
 
 DROP OWNED BY regress_ingest, regress_analyst, regress_admin;
 DROP ROLE regress_ingest, regress_analyst, regress_admin;

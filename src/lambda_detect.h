@@ -38,6 +38,7 @@ extern char *ld_inbox_dir;
 extern int	ld_batch_size;
 extern int	ld_naptime_ms;
 extern int	ld_scan_interval_ms;
+extern int	ld_maintenance_interval_ms;
 extern int	ld_file_settle_ms;
 extern int	ld_max_payload_kb;
 extern int	ld_max_depth;

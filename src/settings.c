@@ -26,6 +26,7 @@ char	   *ld_inbox_dir = NULL;
 int			ld_batch_size = 500;
 int			ld_naptime_ms = 1000;
 int			ld_scan_interval_ms = 10000;
+int			ld_maintenance_interval_ms = 60000;
 int			ld_file_settle_ms = 5000;
 int			ld_max_payload_kb = 128 * 1024;
 int			ld_max_depth = 100;
@@ -101,6 +102,16 @@ DefineSettings(void)
 							NULL,
 							&ld_scan_interval_ms,
 							10000, 100, 24 * 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("lambda_detect.maintenance_interval",
+							"Time between two calls of lambda_detect.maintain() by the worker.",
+							"Partitions of events ahead of time, draining of events_default and "
+							"retention; 0 leaves it to whoever calls maintain().",
+							&ld_maintenance_interval_ms,
+							60000, 0, 24 * 3600 * 1000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

@@ -92,6 +92,7 @@ static UnitBackoff startup_backoff;
 static UnitBackoff ingest_backoff;
 static UnitBackoff scan_backoff;
 static UnitBackoff schedule_backoff;
+static UnitBackoff maintenance_backoff;
 static UnitBackoff privileges_backoff;
 
 /* the error of the last failed unit, for the rule run it belongs to */
@@ -386,6 +387,29 @@ privileges_unit(void *arg)
 {
 	CheckWorkerPrivileges();
 	return false;
+}
+
+/* steps of one maintain() call; a call that uses them all is followed by another */
+#define MAINTENANCE_STEPS 20
+
+/*
+ * maintenance_unit calls lambda_detect.maintain(): partitions ahead,
+ * events_default drained, expired data removed, a bounded number of small
+ * steps.  Returns whether it used all its steps (more may be waiting).
+ */
+static bool
+maintenance_unit(void *arg)
+{
+	int			ret;
+	bool		isnull;
+	int64		steps;
+
+	ret = SPI_execute("SELECT pg_catalog.count(*) FROM lambda_detect.maintain("
+					  CppAsString2(MAINTENANCE_STEPS) ")", false, 1);
+	if (ret != SPI_OK_SELECT || SPI_processed != 1)
+		elog(ERROR, "could not run lambda_detect.maintain(): %s", SPI_result_code_string(ret));
+	steps = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return steps >= MAINTENANCE_STEPS;
 }
 
 static bool
@@ -700,6 +724,7 @@ void
 LambdaDetectWorkerMain(Datum main_arg)
 {
 	TimestampTz next_scan = 0;
+	TimestampTz next_maintenance = 0;
 	TimestampTz next_schedule_load = 0;
 	char	   *scanned_dir = NULL;
 	bool		rules_were_on;
@@ -762,6 +787,7 @@ LambdaDetectWorkerMain(Datum main_arg)
 			}
 			next_scan = 0;
 			next_schedule_load = 0;
+			next_maintenance = 0;
 		}
 
 		if (!extension_present)
@@ -851,7 +877,22 @@ LambdaDetectWorkerMain(Datum main_arg)
 			run_due_rules(candidates, &next_schedule_load);
 		}
 
-		/* 4. sleep until something is due, unless work is waiting */
+		/* 4. storage upkeep, when due; at once again while a call had more to do */
+		now = GetCurrentTimestamp();
+		if (ld_maintenance_interval_ms > 0 && unit_ready(&maintenance_backoff, now) &&
+			now >= next_maintenance)
+		{
+			bool		backlog;
+
+			SharedStateSetState("maintaining");
+			backlog = run_unit("lambda_detect: maintenance", maintenance_unit, NULL,
+							   &maintenance_backoff, &ok);
+			next_maintenance = backlog ? 0 :
+				GetCurrentTimestamp() + (TimestampTz) ld_maintenance_interval_ms * 1000;
+			more |= backlog;
+		}
+
+		/* 5. sleep until something is due, unless work is waiting */
 		SharedStateSetState("idle");
 		now = GetCurrentTimestamp();
 		if (more && unit_ready(&ingest_backoff, now))
@@ -865,6 +906,10 @@ LambdaDetectWorkerMain(Datum main_arg)
 						  (long) Max((next_scan - now) / 1000, 0));
 		if (ingest_backoff.failures > 0)
 			timeout = Min(timeout, ms_until_ready(&ingest_backoff, now));
+		if (ld_maintenance_interval_ms > 0)
+			timeout = Min(timeout,
+						  maintenance_backoff.failures > 0 ? ms_until_ready(&maintenance_backoff, now) :
+						  (long) Max((next_maintenance - now) / 1000, 0));
 		if (timeout > 0)
 			wait_latch(timeout);
 	}

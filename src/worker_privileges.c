@@ -44,7 +44,7 @@ typedef enum GrantTarget
 	ON_TABLE,					/* the table as a whole */
 	ON_ANY_COLUMN,				/* the table, or any one column (for row locks) */
 	ON_COLUMNS,					/* the table, or each of the columns named */
-	ON_FUNCTION					/* normalize(jsonb) */
+	ON_FUNCTION					/* the function of "object" (see worker_function_oid) */
 } GrantTarget;
 
 typedef struct WorkerGrant
@@ -69,7 +69,7 @@ static const WorkerGrant worker_grants[] =
 	{ON_TABLE, "inbox", ACL_SELECT, "SELECT", NULL},
 	{ON_TABLE, "inbox", ACL_DELETE, "DELETE", NULL},
 	{ON_ANY_COLUMN, "inbox", ACL_UPDATE, "UPDATE", "id"},
-	{ON_FUNCTION, NULL, ACL_EXECUTE, "EXECUTE", NULL},
+	{ON_FUNCTION, "normalize(jsonb)", ACL_EXECUTE, "EXECUTE", NULL},
 	{ON_TABLE, "events", ACL_SELECT, "SELECT", NULL},
 	{ON_TABLE, "events", ACL_INSERT, "INSERT", NULL},
 	{ON_TABLE, "ingest_errors", ACL_INSERT, "INSERT", NULL},
@@ -93,15 +93,34 @@ static const WorkerGrant worker_grants[] =
 	"occurrences, first_event_id, first_event_time, last_event_id, last_event_time"},
 	{ON_TABLE, "alert_occurrences", ACL_SELECT, "SELECT", NULL},
 	{ON_TABLE, "alert_occurrences", ACL_INSERT, "INSERT", NULL},
+	/* storage upkeep (worker.c): SECURITY DEFINER, EXECUTE is all it needs */
+	{ON_FUNCTION, "maintain(integer)", ACL_EXECUTE, "EXECUTE", NULL},
 };
 
-/* The one function the worker's statements call by name. */
+/*
+ * The functions the worker's statements call by name: "normalize(jsonb)"
+ * or "maintain(integer)" of schema lambda_detect; InvalidOid when the
+ * installed schema lacks it.
+ */
 static Oid
-normalize_function_oid(void)
+worker_function_oid(const char *signature)
 {
-	Oid			argtypes[1] = {JSONBOID};
+	Oid			argtypes[1];
+	const char *name;
 
-	return LookupFuncName(list_make2(makeString("lambda_detect"), makeString("normalize")),
+	if (strcmp(signature, "normalize(jsonb)") == 0)
+	{
+		argtypes[0] = JSONBOID;
+		name = "normalize";
+	}
+	else if (strcmp(signature, "maintain(integer)") == 0)
+	{
+		argtypes[0] = INT4OID;
+		name = "maintain";
+	}
+	else
+		elog(ERROR, "unknown worker function \"%s\"", signature);
+	return LookupFuncName(list_make2(makeString("lambda_detect"), makeString(unconstify(char *, name))),
 						  1, argtypes, true);
 }
 
@@ -169,7 +188,7 @@ CheckWorkerPrivileges(void)
 				ok = pg_namespace_aclcheck(nspid, role, g->mode) == ACLCHECK_OK;
 				break;
 			case ON_FUNCTION:
-				oid = normalize_function_oid();
+				oid = worker_function_oid(g->object);
 				ok = !OidIsValid(oid) || pg_proc_aclcheck(oid, role, g->mode) == ACLCHECK_OK;
 				break;
 			case ON_TABLE:
@@ -201,10 +220,10 @@ CheckWorkerPrivileges(void)
 								 g->privilege, grantee);
 				break;
 			case ON_FUNCTION:
-				appendStringInfo(&missing, "%s on function lambda_detect.normalize(jsonb)",
-								 g->privilege);
-				appendStringInfo(&grants, "GRANT %s ON FUNCTION lambda_detect.normalize(jsonb) TO %s; ",
-								 g->privilege, grantee);
+				appendStringInfo(&missing, "%s on function lambda_detect.%s",
+								 g->privilege, g->object);
+				appendStringInfo(&grants, "GRANT %s ON FUNCTION lambda_detect.%s TO %s; ",
+								 g->privilege, g->object, grantee);
 				break;
 			case ON_TABLE:
 				appendStringInfo(&missing, "%s on table lambda_detect.%s",
