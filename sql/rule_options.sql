@@ -153,6 +153,27 @@ SELECT event_id, occurrences, group_key FROM lambda_detect.alerts ORDER BY alert
 UPDATE lambda_detect.rules SET group_by = '{}', group_window = NULL
  WHERE rule = 'lambda-public-invocation';
 
+-- a value too long for the alerts' group index (the caller of the API picks
+-- its user agent) is kept as its prefix and MD5: the run succeeds, and equal
+-- long values still group together, different ones apart
+SELECT pg_temp.reset();
+UPDATE lambda_detect.rules SET group_by = '{user_agent}', group_window = '1 hour'
+ WHERE rule = 'lambda-public-invocation';
+CREATE FUNCTION pg_temp.long_agent(first int) RETURNS jsonb LANGUAGE sql AS $$
+  SELECT jsonb_build_object('userAgent', string_agg(md5(g::text), '' ORDER BY g))
+    FROM generate_series(first, first + 199) g
+$$;
+INSERT INTO lambda_detect.inbox (source, payload) VALUES
+  ('long ua', pg_temp.at('lua-1', '2026-11-01T14:00:00Z') || pg_temp.long_agent(1)),
+  ('long ua', pg_temp.at('lua-2', '2026-11-01T14:10:00Z') || pg_temp.long_agent(1)),
+  ('long ua', pg_temp.at('lua-3', '2026-11-01T14:20:00Z') || pg_temp.long_agent(2));
+SELECT * FROM pg_temp.run();
+SELECT status FROM lambda_detect.rule_runs ORDER BY run_id DESC LIMIT 1;
+SELECT event_id, occurrences, group_key ->> 'user_agent' AS user_agent
+  FROM lambda_detect.alerts ORDER BY alert_id;
+UPDATE lambda_detect.rules SET group_by = '{}', group_window = NULL
+ WHERE rule = 'lambda-public-invocation';
+
 -- 3. bad options are refused, with their SQLSTATEs
 SELECT pg_temp.error_of(format(
   'UPDATE lambda_detect.rules SET %s WHERE rule = %L', s, 'lambda-public-invocation')) AS refused

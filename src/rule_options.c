@@ -27,7 +27,9 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "common/md5.h"
 #include "executor/spi.h"
+#include "mb/pg_wchar.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -41,6 +43,18 @@ static const char *const group_field_names[RULE_GROUP_MAX_FIELDS] = {
 };
 
 static SPIPlanPtr join_plan = NULL;
+
+/*
+ * A grouped value longer than this is kept in the group key as its first
+ * GROUP_VALUE_PREFIX bytes and the MD5 of the whole value: alerts are
+ * indexed on (rule, group_key, event_time), and a btree entry holds at most
+ * 2704 bytes, so ten long values (a user agent, a principal, a function
+ * name: all chosen by the caller of the API) would otherwise make the alert
+ * impossible to insert and fail every run of the rule while the event stays
+ * in its window.
+ */
+#define GROUP_VALUE_MAX_LEN		160
+#define GROUP_VALUE_PREFIX		96
 
 /* Elements of a text[] as C strings; NULL elements are refused. */
 static char **
@@ -174,9 +188,34 @@ RuleScopedOut(const RuleRunState *state, Jsonb *request_parameters)
 }
 
 /*
+ * group_value is a value as the group key holds it: itself, or when it is
+ * longer than GROUP_VALUE_MAX_LEN its prefix (cut at a character boundary)
+ * and its MD5, so that equal values still group together and different ones
+ * apart.
+ */
+static Datum
+group_value(const char *value)
+{
+	size_t		len = strlen(value);
+	char		md5[MD5_DIGEST_LENGTH * 2 + 1];
+	const char *errstr = NULL;
+	int			keep;
+
+	if (len <= GROUP_VALUE_MAX_LEN)
+		return CStringGetTextDatum(value);
+	if (!pg_md5_hash(value, len, md5, &errstr))
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("could not compute the MD5 of a grouped value: %s", errstr)));
+	keep = pg_mbcliplen(value, (int) Min(len, (size_t) PG_INT32_MAX), GROUP_VALUE_PREFIX);
+	return CStringGetTextDatum(psprintf("%.*s... (%zu bytes, md5 %s)", keep, value, len, md5));
+}
+
+/*
  * BuildGroupKey makes the two text[] of the group key: the names of the
  * rule's group_by fields and this match's values of them (values is
- * indexed by RuleGroupField; NULL stays NULL, and groups with NULL).
+ * indexed by RuleGroupField; NULL stays NULL, and groups with NULL; a long
+ * value is shortened by group_value).
  */
 void
 BuildGroupKey(const RuleRunState *state, const char *const *values,
@@ -194,7 +233,7 @@ BuildGroupKey(const RuleRunState *state, const char *const *values,
 
 		k[i] = CStringGetTextDatum(group_field_names[state->group_by[i]]);
 		vnull[i] = (value == NULL);
-		v[i] = value ? CStringGetTextDatum(value) : (Datum) 0;
+		v[i] = value ? group_value(value) : (Datum) 0;
 	}
 	*keys = PointerGetDatum(construct_array(k, state->ngroup_by, TEXTOID, -1, false,
 											TYPALIGN_INT));
