@@ -5,6 +5,7 @@
 #   make installcheck    pg_regress tests (sql/ -> expected/) against a running server
 #   make prove           pgTAP tests (test/*.sql) against a running server
 #   tools/test.sh        everything, from a fresh machine, in a throwaway cluster
+#   make fuzz            the fuzz driver (tools/fuzz.sh), FUZZ_COUNT payloads
 
 EXTENSION = lambda_detect
 EXTVERSION = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" lambda_detect.control)
@@ -91,6 +92,17 @@ EXTRA_CLEAN += bench/latency
 .PHONY: bench
 bench:
 	BENCH_SCALE=$(or $(BENCH_SCALE),quick) tools/bench.sh
+
+# The fuzz driver: tools/fuzz.sh builds this client and runs it in a
+# throwaway cluster; FUZZ_COUNT payloads (100000 by default).
+tools/fuzz/fuzz: tools/fuzz/fuzz.c
+	$(CC) $(CFLAGS) $(PG_CFLAGS) -I$(shell $(PG_CONFIG) --includedir) \
+		-o $@ $< -L$(shell $(PG_CONFIG) --libdir) -lpq
+EXTRA_CLEAN += tools/fuzz/fuzz
+
+.PHONY: fuzz
+fuzz:
+	tools/fuzz.sh --count $(or $(FUZZ_COUNT),100000)
 
 # pgTAP tests; PG* environment variables say where the server is.
 .PHONY: prove
