@@ -85,8 +85,12 @@ CREATE TRIGGER events_relog_rule_candidate
 COMMENT ON TRIGGER events_relog_rule_candidate ON lambda_detect.events IS
     'Keeps rule_candidates.ingested_at right when a candidate''s ingested_at is changed (a backfill)';
 
--- A run reads candidates from the log, no longer from a per-partition index.
-DROP INDEX lambda_detect.events_rule_candidates_idx;
+-- events_rule_candidates_idx, the partial index on events that 1.0's rule
+-- runs read, stays: it is the candidates of each partition by ingest time,
+-- which ad-hoc hunting queries over a few recent partitions use, and costs
+-- ingestion only the predicate test that the triggers above make anyway.
+COMMENT ON INDEX lambda_detect.events_rule_candidates_idx IS
+    'Rule candidates only (Lambda AddPermission and function URL events), by ingest time, per partition; rule runs read rule_candidates instead, which spans partitions';
 
 REVOKE ALL ON lambda_detect.rule_candidates FROM PUBLIC;
 REVOKE ALL ON FUNCTION lambda_detect.log_rule_candidate() FROM PUBLIC;

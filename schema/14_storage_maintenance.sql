@@ -7,13 +7,14 @@
 -- step in maintenance_log.  The worker calls it every
 -- lambda_detect.maintenance_interval; an admin may call it too.
 --
--- Locks: a partition is made as a table of its own and then attached, which
--- takes only SHARE UPDATE EXCLUSIVE on events (ingestion goes on); the
--- default partition is locked while rows move out of it, and a partition is
--- dropped under a brief ACCESS EXCLUSIVE lock on events.  maintain() runs
--- with lock_timeout = 500ms: rather than queue ingestion behind it for long,
--- a step that cannot get its lock is skipped (and logged) and retried at the
--- next call.
+-- Locks: a partition is made as a table of its own, filled with the rows of
+-- its range from events_default, and attached, and a partition is dropped,
+-- each under an ACCESS EXCLUSIVE lock on events held for that one step (a
+-- lesser lock would let a statement planned before the step run after it
+-- and miss the moved rows: see create_event_partition).  maintain() runs
+-- with lock_timeout = 500ms: rather than queue ingestion behind it for
+-- long, a step that cannot get its lock is skipped (and logged) and retried
+-- at the next call.
 --
 -- The settings live in storage_settings (at most one row; none: defaults),
 -- like investigation_settings, so that they are per database, transactional,
@@ -206,8 +207,14 @@ BEGIN
     hi := COALESCE(hi, lambda_detect.partition_period_next(lambda_detect.partition_period_start(t, span), span));
     name := 'events_p' || pg_catalog.to_char(pg_catalog.timezone('UTC', lo), 'YYYYMMDD');
 
-    -- no new row may reach events_default for the range while it moves out
-    LOCK TABLE lambda_detect.events_default IN SHARE ROW EXCLUSIVE MODE;
+    -- Nothing may read or write events while the partition is attached.  A
+    -- statement planned before the commit would not know the partition yet
+    -- but could run after it: it would miss the rows moved out of
+    -- events_default (a reader), or route a row to events_default that now
+    -- belongs to the new partition and fail (an insert).  A statement that
+    -- waits for this lock plans after the commit.  maintain() waits at most
+    -- its lock_timeout for it, so ingestion never waits longer than that.
+    LOCK TABLE lambda_detect.events IN ACCESS EXCLUSIVE MODE;
     EXECUTE pg_catalog.format(
         'CREATE TABLE lambda_detect.%I (LIKE lambda_detect.events INCLUDING DEFAULTS'
         ' INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMPRESSION)', name);
