@@ -31,10 +31,48 @@ DECLARE
     old_table  CONSTANT regclass := 'lambda_detect.events'::regclass;
     index_defs text[] := '{}';
     index_cmts text[] := '{}';
-    table_acl  aclitem[];
+    grants     text[] := '{}';
+    init_acl   aclitem[];
     view_acl   text;
+    foreign_objects text;
     r          record;
 BEGIN
+    -- Objects of users' own on events would not survive the rebuild: say
+    -- which, rather than lose them or fail on an internal name.
+    SELECT pg_catalog.string_agg(o, ', ' ORDER BY o) INTO foreign_objects FROM (
+        SELECT pg_catalog.format('view %s', v.oid::pg_catalog.regclass) AS o
+          FROM pg_catalog.pg_depend d
+          JOIN pg_catalog.pg_rewrite w ON d.classid = 'pg_catalog.pg_rewrite'::pg_catalog.regclass
+                                      AND d.objid = w.oid
+          JOIN pg_catalog.pg_class v ON v.oid = w.ev_class
+         WHERE d.refobjid = old_table AND v.oid <> old_table
+           AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_depend e
+                            WHERE e.classid = 'pg_catalog.pg_class'::pg_catalog.regclass
+                              AND e.objid = v.oid AND e.deptype = 'e')
+        UNION
+        SELECT pg_catalog.format('trigger %I', t.tgname) FROM pg_catalog.pg_trigger t
+         WHERE t.tgrelid = old_table AND NOT t.tgisinternal
+        UNION
+        SELECT pg_catalog.format('policy %I', pol.polname) FROM pg_catalog.pg_policy pol
+         WHERE pol.polrelid = old_table
+        UNION
+        SELECT pg_catalog.format('publication %I', pub.pubname)
+          FROM pg_catalog.pg_publication_rel pr
+          JOIN pg_catalog.pg_publication pub ON pub.oid = pr.prpubid
+         WHERE pr.prrelid = old_table
+        UNION
+        SELECT pg_catalog.format('statistics %s', st.oid::pg_catalog.regclass::text)
+          FROM pg_catalog.pg_statistic_ext st WHERE st.stxrelid = old_table
+        UNION
+        SELECT pg_catalog.format('grant on column %I', a.attname) FROM pg_catalog.pg_attribute a
+         WHERE a.attrelid = old_table AND a.attacl IS NOT NULL) x(o);
+    IF foreign_objects IS NOT NULL THEN
+        RAISE EXCEPTION 'lambda_detect.events has objects of its users that the update to 1.1 cannot keep'
+            USING ERRCODE = 'dependent_objects_still_exist',
+                  DETAIL = 'Version 1.1 rebuilds events as a partitioned table.  Found: ' || foreign_objects || '.',
+                  HINT = 'Drop them, run ALTER EXTENSION lambda_detect UPDATE again, then create them on the new table.';
+    END IF;
+
     -- what is to be rebuilt: secondary indexes (with comments) and grants
     FOR r IN
         SELECT c.relname, pg_catalog.pg_get_indexdef(i.indexrelid) AS def,
@@ -49,7 +87,17 @@ BEGIN
         EXECUTE pg_catalog.format('ALTER INDEX lambda_detect.%I RENAME TO %I',
                                   r.relname, r.relname || '_1_0');
     END LOOP;
-    SELECT c.relacl INTO table_acl FROM pg_catalog.pg_class c WHERE c.oid = old_table;
+    FOR r IN
+        SELECT a.privilege_type, a.is_grantable,
+               CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                    ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END AS grantee
+          FROM pg_catalog.pg_class c, pg_catalog.aclexplode(c.relacl) a
+         WHERE c.oid = old_table AND a.grantee <> c.relowner
+    LOOP
+        grants := grants || pg_catalog.format('GRANT %s ON lambda_detect.events TO %s%s',
+                                              r.privilege_type, r.grantee,
+                                              CASE WHEN r.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
 
     -- the view on events goes; 13_alerts_ecs.sql makes it again with these grants
     IF pg_catalog.to_regclass('lambda_detect.alerts_ecs') IS NOT NULL THEN
@@ -75,15 +123,20 @@ BEGIN
         EXECUTE index_defs[i];
         EXECUTE index_cmts[i];
     END LOOP;
-    -- The users' grants come back as they were, but not through GRANT: in
-    -- an extension script GRANT would record them as the extension's own
-    -- initial privileges, and pg_dump would then leave them out.  The REVOKE
-    -- records what a fresh install records (99_privileges.sql).
+    -- The users' grants come back through GRANT (which records the roles'
+    -- dependencies), but in an extension script GRANT also records them as
+    -- the extension's own initial privileges, and pg_dump would then leave
+    -- them out: the initial privileges are put back to what the REVOKE
+    -- recorded, which is what a fresh install records (99_privileges.sql).
     REVOKE ALL ON lambda_detect.events FROM PUBLIC;
-    IF table_acl IS NOT NULL THEN
-        UPDATE pg_catalog.pg_class SET relacl = table_acl
-         WHERE oid = 'lambda_detect.events'::pg_catalog.regclass;
-    END IF;
+    SELECT c.relacl INTO init_acl FROM pg_catalog.pg_class c
+     WHERE c.oid = 'lambda_detect.events'::pg_catalog.regclass;
+    FOR i IN 1 .. COALESCE(pg_catalog.array_length(grants, 1), 0) LOOP
+        EXECUTE grants[i];
+    END LOOP;
+    UPDATE pg_catalog.pg_init_privs SET initprivs = init_acl
+     WHERE objoid = 'lambda_detect.events'::pg_catalog.regclass
+       AND classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND objsubid = 0;
 
     CREATE TABLE lambda_detect.events_default PARTITION OF lambda_detect.events DEFAULT;
     INSERT INTO lambda_detect.events SELECT * FROM lambda_detect.events_1_0;
@@ -96,7 +149,7 @@ END
 $convert$;
 
 COMMENT ON TABLE lambda_detect.events IS
-    'Normalized CloudTrail events, one row per distinct eventID, partitioned by event time (see event_partitions)';
+    'Normalized CloudTrail events, one row per event (its eventID, with the eventTime every copy carries), partitioned by event time (see event_partitions)';
 COMMENT ON CONSTRAINT events_pkey ON lambda_detect.events IS
     'One row per eventID: duplicates of an event carry its eventTime, so they meet in one partition';
 COMMENT ON TABLE lambda_detect.events_default IS

@@ -112,18 +112,35 @@ COMMENT ON COLUMN lambda_detect.alerts_ecs."kibana.alert.suppression.terms" IS '
 REVOKE ALL ON lambda_detect.alerts_ecs FROM PUBLIC;
 
 -- On the update from 1.0: the grants the old view had (11_event_partitions.sql
--- kept them in a transaction-local setting before dropping it), restored as
--- they were and not through GRANT, which in an extension script would make
--- them the extension's initial privileges (pg_dump would leave them out).
+-- kept them in a transaction-local setting before dropping it), through
+-- GRANT, with the initial privileges put back to what the REVOKE above
+-- recorded (in an extension script GRANT records them as the extension's
+-- own, and pg_dump would leave them out).
 DO $grants$
 DECLARE
-    acl text := pg_catalog.current_setting('lambda_detect_upgrade.alerts_ecs_acl', true);
+    acl      text := pg_catalog.current_setting('lambda_detect_upgrade.alerts_ecs_acl', true);
+    init_acl pg_catalog.aclitem[];
+    r        record;
 BEGIN
     IF acl IS NULL OR acl = '' THEN
         RETURN;
     END IF;
-    UPDATE pg_catalog.pg_class SET relacl = acl::pg_catalog.aclitem[]
-     WHERE oid = 'lambda_detect.alerts_ecs'::pg_catalog.regclass;
+    SELECT c.relacl INTO init_acl FROM pg_catalog.pg_class c
+     WHERE c.oid = 'lambda_detect.alerts_ecs'::pg_catalog.regclass;
+    FOR r IN
+        SELECT a.privilege_type, a.is_grantable,
+               CASE WHEN a.grantee = 0 THEN 'PUBLIC'
+                    ELSE pg_catalog.quote_ident(pg_catalog.pg_get_userbyid(a.grantee)) END AS grantee
+          FROM pg_catalog.aclexplode(acl::pg_catalog.aclitem[]) a, pg_catalog.pg_class c
+         WHERE c.oid = 'lambda_detect.alerts_ecs'::pg_catalog.regclass AND a.grantee <> c.relowner
+    LOOP
+        EXECUTE pg_catalog.format('GRANT %s ON lambda_detect.alerts_ecs TO %s%s',
+                                  r.privilege_type, r.grantee,
+                                  CASE WHEN r.is_grantable THEN ' WITH GRANT OPTION' ELSE '' END);
+    END LOOP;
+    UPDATE pg_catalog.pg_init_privs SET initprivs = init_acl
+     WHERE objoid = 'lambda_detect.alerts_ecs'::pg_catalog.regclass
+       AND classoid = 'pg_catalog.pg_class'::pg_catalog.regclass AND objsubid = 0;
     PERFORM pg_catalog.set_config('lambda_detect_upgrade.alerts_ecs_acl', '', true);
 END
 $grants$;

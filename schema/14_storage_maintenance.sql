@@ -87,6 +87,7 @@ CREATE TABLE lambda_detect.maintenance_log (
     range_start timestamptz,
     range_end   timestamptz,
     detail      text,
+    pid         integer     NOT NULL DEFAULT pg_backend_pid(),
     CONSTRAINT maintenance_log_action_check CHECK (action IN (
         'create_partition', 'drop_partition', 'delete_expired', 'skipped'))
 );
@@ -102,6 +103,7 @@ COMMENT ON COLUMN lambda_detect.maintenance_log.rows IS 'create_partition: rows 
 COMMENT ON COLUMN lambda_detect.maintenance_log.range_start IS 'Partitions: start of the event-time range (inclusive)';
 COMMENT ON COLUMN lambda_detect.maintenance_log.range_end IS 'Partitions: end of the event-time range (exclusive)';
 COMMENT ON COLUMN lambda_detect.maintenance_log.detail IS 'More about the step (the retention that applied, the error of a skipped step)';
+COMMENT ON COLUMN lambda_detect.maintenance_log.pid IS 'Process id of the session that took the step (the worker''s, or an admin''s)';
 
 CREATE INDEX maintenance_log_logged_at_idx ON lambda_detect.maintenance_log (logged_at);
 COMMENT ON INDEX lambda_detect.maintenance_log_logged_at_idx IS 'Recent steps first, and retention';
@@ -148,19 +150,45 @@ $$;
 COMMENT ON FUNCTION lambda_detect.partition_period_next(timestamptz, text) IS
     'Start (UTC) of the period after the one starting at p: the upper bound of its partition';
 
+-- The range of a partition of events.  Bounds are printed in the session's
+-- DateStyle and TimeZone and read back the same way, which a DateStyle such
+-- as SQL with a zone abbreviation PostgreSQL reads otherwise (IST) would
+-- shift: both are fixed here.
+CREATE FUNCTION lambda_detect.partition_range(part oid, OUT range_start timestamptz,
+                                              OUT range_end timestamptz)
+LANGUAGE plpgsql STABLE STRICT
+SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD'
+SET TimeZone = 'UTC'
+AS $$
+DECLARE
+    bounds text[];
+BEGIN
+    SELECT pg_catalog.regexp_match(pg_catalog.pg_get_expr(c.relpartbound, c.oid),
+               '^FOR VALUES FROM \(''([^'']+)''\) TO \(''([^'']+)''\)$')
+      INTO bounds
+      FROM pg_catalog.pg_class c WHERE c.oid = part;
+    range_start := bounds[1]::timestamptz;
+    range_end := bounds[2]::timestamptz;
+END;
+$$;
+
+COMMENT ON FUNCTION lambda_detect.partition_range(oid) IS
+    'Event-time range of a partition of events (NULLs for the default partition or another kind of bound)';
+
+-- A role reading the view needs EXECUTE on partition_range() as well.
 CREATE VIEW lambda_detect.event_partitions WITH (security_invoker = true) AS
 SELECT c.oid::pg_catalog.regclass AS partition,
-       b.bounds[1]::timestamptz AS range_start,
-       b.bounds[2]::timestamptz AS range_end,
-       b.bounds IS NULL AS is_default,
+       b.range_start,
+       b.range_end,
+       c.oid = p.partdefid AS is_default,
        GREATEST(c.reltuples, 0)::bigint AS estimated_rows,
        pg_catalog.pg_total_relation_size(c.oid) AS bytes
-  FROM pg_catalog.pg_inherits i
+  FROM pg_catalog.pg_partitioned_table p
+  JOIN pg_catalog.pg_inherits i ON i.inhparent = p.partrelid
   JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
-  CROSS JOIN LATERAL (SELECT pg_catalog.regexp_match(
-           pg_catalog.pg_get_expr(c.relpartbound, c.oid),
-           '^FOR VALUES FROM \(''([^'']+)''\) TO \(''([^'']+)''\)$') AS bounds) b
- WHERE i.inhparent = 'lambda_detect.events'::pg_catalog.regclass;
+  CROSS JOIN LATERAL lambda_detect.partition_range(c.oid) b
+ WHERE p.partrelid = 'lambda_detect.events'::pg_catalog.regclass;
 
 COMMENT ON VIEW lambda_detect.event_partitions IS
     'The partitions of events: event-time range, the planner''s row estimate and size on disk (the default partition has no range)';
@@ -179,6 +207,10 @@ CREATE FUNCTION lambda_detect.create_event_partition(t timestamptz)
 RETURNS regclass
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD'
+SET TimeZone = 'UTC'
+SET lock_timeout = '500ms'
+SET deadlock_timeout = '100ms'
 AS $$
 DECLARE
     span    text := (lambda_detect.effective_storage_settings()).partition_interval;
@@ -191,6 +223,18 @@ BEGIN
     IF t IS NULL OR NOT pg_catalog.isfinite(t) THEN
         RAISE EXCEPTION 'a partition needs a finite time' USING ERRCODE = 'invalid_parameter_value';
     END IF;
+
+    -- Nothing may read or write events while the partition is attached.  A
+    -- statement planned before the commit would not know the partition yet
+    -- but could run after it: it would miss the rows moved out of
+    -- events_default (a reader), or route a row to events_default that now
+    -- belongs to the new partition and fail (an insert).  A statement that
+    -- waits for this lock plans after the commit.  The lock comes first, so
+    -- that two callers cannot both find the same gap.  It is waited for at
+    -- most lock_timeout; deadlock_timeout is short so that a blocking
+    -- autovacuum is cancelled before then, as PostgreSQL does for it.
+    LOCK TABLE lambda_detect.events IN ACCESS EXCLUSIVE MODE;
+
     SELECT p.partition INTO made FROM lambda_detect.event_partitions p
      WHERE NOT p.is_default AND t >= p.range_start AND t < p.range_end;
     IF FOUND THEN
@@ -206,15 +250,6 @@ BEGIN
      WHERE NOT p.is_default AND p.range_start > t;
     hi := COALESCE(hi, lambda_detect.partition_period_next(lambda_detect.partition_period_start(t, span), span));
     name := 'events_p' || pg_catalog.to_char(pg_catalog.timezone('UTC', lo), 'YYYYMMDD');
-
-    -- Nothing may read or write events while the partition is attached.  A
-    -- statement planned before the commit would not know the partition yet
-    -- but could run after it: it would miss the rows moved out of
-    -- events_default (a reader), or route a row to events_default that now
-    -- belongs to the new partition and fail (an insert).  A statement that
-    -- waits for this lock plans after the commit.  maintain() waits at most
-    -- its lock_timeout for it, so ingestion never waits longer than that.
-    LOCK TABLE lambda_detect.events IN ACCESS EXCLUSIVE MODE;
     EXECUTE pg_catalog.format(
         'CREATE TABLE lambda_detect.%I (LIKE lambda_detect.events INCLUDING DEFAULTS'
         ' INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMPRESSION)', name);
@@ -254,6 +289,8 @@ CREATE FUNCTION lambda_detect.delete_expired(target regclass, condition text, st
 RETURNS bigint
 LANGUAGE plpgsql
 SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD'
+SET TimeZone = 'UTC'
 AS $$
 DECLARE
     n bigint;
@@ -267,28 +304,62 @@ BEGIN
         VALUES ('delete_expired', target::text, n, 'older than ' || retention::text);
     END IF;
     RETURN n;
+EXCEPTION WHEN lock_not_available THEN
+    INSERT INTO lambda_detect.maintenance_log (action, target, detail)
+    VALUES ('skipped', target::text, SQLERRM);
+    RETURN -1;
 END;
 $$;
 
 COMMENT ON FUNCTION lambda_detect.delete_expired(regclass, text, integer, interval) IS
-    'Part of maintain(): deletes at most step_rows rows of a table that a condition marks expired, and logs the count';
+    'Part of maintain(): deletes at most step_rows rows of a table that a condition marks expired, and logs the count; -1 (and a skipped entry) when a lock was not available';
+
+-- The time before which every candidate ingested has been examined by
+-- every enabled rule: the oldest of their watermarks (rule_runs.
+-- complete_until, set by the worker's runs only).  -infinity while an
+-- enabled rule has none yet; infinity when no rule is enabled.  Retention
+-- never removes a candidate ingested after it: an old event delivered late
+-- (a backfill of an archived trail) is kept until the rules have seen it.
+CREATE FUNCTION lambda_detect.rules_examined_until()
+RETURNS timestamptz
+LANGUAGE sql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT CASE WHEN pg_catalog.count(*) = 0 THEN 'infinity'::timestamptz
+                WHEN pg_catalog.bool_or(w.until IS NULL) THEN '-infinity'::timestamptz
+                ELSE pg_catalog.min(w.until) END
+      FROM (SELECT (SELECT pg_catalog.max(x.complete_until) FROM lambda_detect.rule_runs x
+                     WHERE x.rule = r.rule AND x.complete_until IS NOT NULL) AS until
+              FROM lambda_detect.rules r WHERE r.enabled) w
+$$;
+
+COMMENT ON FUNCTION lambda_detect.rules_examined_until() IS
+    'Time before which every enabled rule has examined every candidate ingested (the oldest of their watermarks); retention keeps candidates ingested after it';
 
 CREATE FUNCTION lambda_detect.maintain(max_steps integer DEFAULT 20)
 RETURNS TABLE (action text, target text, rows bigint)
 LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
+SET DateStyle = 'ISO, YMD'
+SET TimeZone = 'UTC'
 SET lock_timeout = '500ms'
+SET deadlock_timeout = '100ms'
 AS $$
 DECLARE
     s        lambda_detect.storage_settings := lambda_detect.effective_storage_settings();
     now_     timestamptz := pg_catalog.now();
     horizon  timestamptz := now_ - s.events_retention;
+    examined timestamptz := lambda_detect.rules_examined_until();
     first_id bigint := COALESCE((SELECT pg_catalog.max(l.id) FROM lambda_detect.maintenance_log l), 0);
     steps    integer := 0;
     ahead    timestamptz;
     waiting  timestamptz;
     p        record;
     n        bigint;
+    -- LD_CANDIDATE_PREDICATE (src/lambda_detect.h), for a format() string
+    candidate CONSTANT text :=
+        'event_source = ''lambda.amazonaws.com'' AND (event_name LIKE ''AddPermission%'''
+        ' OR event_name LIKE ''CreateFunctionUrlConfig%'' OR event_name LIKE ''UpdateFunctionUrlConfig%'')';
 BEGIN
     IF max_steps IS NULL OR max_steps < 1 THEN
         RAISE EXCEPTION 'max_steps must be at least 1' USING ERRCODE = 'invalid_parameter_value';
@@ -296,81 +367,109 @@ BEGIN
 
     -- 1. the current partition and partitions_ahead more
     ahead := lambda_detect.partition_period_start(now_, s.partition_interval);
+    <<make_ahead>>
     FOR i IN 0 .. s.partitions_ahead LOOP
         EXIT WHEN steps >= max_steps;
         IF NOT EXISTS (SELECT 1 FROM lambda_detect.event_partitions e
                         WHERE NOT e.is_default AND ahead >= e.range_start AND ahead < e.range_end) THEN
+            steps := steps + 1;
             BEGIN
                 PERFORM lambda_detect.create_event_partition(ahead);
             EXCEPTION WHEN lock_not_available THEN
                 INSERT INTO lambda_detect.maintenance_log (action, target, range_start, detail)
                 VALUES ('skipped', 'create_partition', ahead, SQLERRM);
+                EXIT make_ahead;
             END;
-            steps := steps + 1;
         END IF;
         ahead := lambda_detect.partition_period_next(ahead, s.partition_interval);
     END LOOP;
 
-    -- 2. events_default: expired rows go, the others move into partitions;
-    -- those dated after the last partition made ahead wait for their day
+    -- 2. events_default: expired rows go (a candidate only once the rules
+    -- have examined it), the others move into partitions; those dated after
+    -- the last partition made ahead wait for their day
     IF horizon IS NOT NULL AND steps < max_steps THEN
         n := lambda_detect.delete_expired('lambda_detect.events_default',
-                 pg_catalog.format('event_time < %L', horizon), s.step_rows, s.events_retention);
-        steps := steps + (n > 0)::integer;
+                 pg_catalog.format('event_time < %L AND (ingested_at < %L OR NOT (%s))',
+                                   horizon, examined, candidate),
+                 s.step_rows, s.events_retention);
+        steps := steps + (n <> 0)::integer;
     END IF;
     WHILE steps < max_steps LOOP
         SELECT pg_catalog.min(d.event_time) INTO waiting FROM lambda_detect.events_default d
          WHERE (horizon IS NULL OR d.event_time >= horizon) AND d.event_time < ahead;
         EXIT WHEN waiting IS NULL;
+        steps := steps + 1;
         BEGIN
             PERFORM lambda_detect.create_event_partition(waiting);
         EXCEPTION WHEN lock_not_available THEN
             INSERT INTO lambda_detect.maintenance_log (action, target, range_start, detail)
             VALUES ('skipped', 'events_default', waiting, SQLERRM);
-            steps := steps + 1;
             EXIT;
         END;
-        steps := steps + 1;
     END LOOP;
 
-    -- 3. partitions wholly past the events retention
+    -- 3. partitions wholly past the events retention, unless they hold a
+    -- candidate ingested after the rules last looked
+    <<drop_expired>>
     FOR p IN
-        SELECT e.partition, e.range_start, e.range_end, e.estimated_rows
+        SELECT e.partition, e.partition::text AS name, e.range_start, e.range_end, e.estimated_rows
           FROM lambda_detect.event_partitions e
          WHERE NOT e.is_default AND horizon IS NOT NULL AND e.range_end <= horizon
+           AND NOT EXISTS (SELECT 1 FROM lambda_detect.rule_candidates c
+                            WHERE c.event_time >= e.range_start AND c.event_time < e.range_end
+                              AND c.ingested_at >= examined)
          ORDER BY e.range_start
     LOOP
         EXIT WHEN steps >= max_steps;
+        steps := steps + 1;
         BEGIN
             EXECUTE pg_catalog.format('DROP TABLE %s', p.partition);
             INSERT INTO lambda_detect.maintenance_log (action, target, rows, range_start, range_end, detail)
-            VALUES ('drop_partition', p.partition::text, p.estimated_rows, p.range_start, p.range_end,
+            VALUES ('drop_partition', p.name, p.estimated_rows, p.range_start, p.range_end,
                     'older than ' || s.events_retention::text);
         EXCEPTION WHEN lock_not_available THEN
             INSERT INTO lambda_detect.maintenance_log (action, target, range_start, range_end, detail)
-            VALUES ('skipped', p.partition::text, p.range_start, p.range_end, SQLERRM);
+            VALUES ('skipped', p.name, p.range_start, p.range_end, SQLERRM);
+            EXIT drop_expired;
         END;
-        steps := steps + 1;
     END LOOP;
 
     -- 4. the other tables, one bounded delete each
     IF steps < max_steps AND horizon IS NOT NULL THEN
         steps := steps + (lambda_detect.delete_expired('lambda_detect.rule_candidates',
-            pg_catalog.format('event_time < %L', horizon), s.step_rows, s.events_retention) > 0)::integer;
+            pg_catalog.format('event_time < %L AND ingested_at < %L', horizon, examined),
+            s.step_rows, s.events_retention) <> 0)::integer;
     END IF;
     IF steps < max_steps AND horizon IS NOT NULL THEN
         steps := steps + (lambda_detect.delete_expired('lambda_detect.suppressed_matches',
-            pg_catalog.format('suppressed_at < %L', horizon), s.step_rows, s.events_retention) > 0)::integer;
+            pg_catalog.format('suppressed_at < %L', horizon), s.step_rows, s.events_retention) <> 0)::integer;
     END IF;
     IF steps < max_steps AND s.alerts_retention IS NOT NULL THEN
-        -- a closed alert goes with its occurrences
-        DELETE FROM lambda_detect.alert_occurrences o
-         WHERE o.alert_id IN (SELECT a.alert_id FROM lambda_detect.alerts a
-                               WHERE a.status = 'closed' AND a.status_changed_at < now_ - s.alerts_retention
-                               LIMIT s.step_rows);
-        steps := steps + (lambda_detect.delete_expired('lambda_detect.alerts',
-            pg_catalog.format('status = %L AND status_changed_at < %L', 'closed', now_ - s.alerts_retention),
-            s.step_rows, s.alerts_retention) > 0)::integer;
+        -- a closed alert goes with its occurrences, in one statement
+        BEGIN
+            WITH gone AS (
+                DELETE FROM lambda_detect.alerts a
+                 WHERE a.alert_id IN (SELECT x.alert_id FROM lambda_detect.alerts x
+                                       WHERE x.status = 'closed'
+                                         AND x.status_changed_at < now_ - s.alerts_retention
+                                       ORDER BY x.status_changed_at LIMIT s.step_rows)
+                RETURNING a.alert_id),
+            folded AS (
+                DELETE FROM lambda_detect.alert_occurrences o
+                 WHERE o.alert_id IN (SELECT g.alert_id FROM gone g)
+                RETURNING 1)
+            SELECT (SELECT pg_catalog.count(*) FROM gone) INTO n;
+            IF n > 0 THEN
+                INSERT INTO lambda_detect.maintenance_log (action, target, rows, detail)
+                VALUES ('delete_expired', 'lambda_detect.alerts', n,
+                        'closed longer ago than ' || s.alerts_retention::text || ', with their occurrences');
+                steps := steps + 1;
+            END IF;
+        EXCEPTION WHEN lock_not_available THEN
+            INSERT INTO lambda_detect.maintenance_log (action, target, detail)
+            VALUES ('skipped', 'lambda_detect.alerts', SQLERRM);
+            steps := steps + 1;
+        END;
     END IF;
     IF steps < max_steps AND s.rule_runs_retention IS NOT NULL THEN
         -- the newest watermark of each rule says where its next run starts
@@ -380,30 +479,32 @@ BEGIN
                               ' WHERE w.complete_until IS NOT NULL'
                               ' ORDER BY w.rule, w.complete_until DESC)',
                               now_ - s.rule_runs_retention, 'running'),
-            s.step_rows, s.rule_runs_retention) > 0)::integer;
+            s.step_rows, s.rule_runs_retention) <> 0)::integer;
+    END IF;
+    IF steps < max_steps AND s.rule_runs_retention IS NOT NULL THEN
         steps := steps + (lambda_detect.delete_expired('lambda_detect.maintenance_log',
             pg_catalog.format('logged_at < %L', now_ - s.rule_runs_retention),
-            s.step_rows, s.rule_runs_retention) > 0)::integer;
+            s.step_rows, s.rule_runs_retention) <> 0)::integer;
     END IF;
     IF steps < max_steps AND s.ingest_runs_retention IS NOT NULL THEN
         steps := steps + (lambda_detect.delete_expired('lambda_detect.ingest_runs',
             pg_catalog.format('started_at < %L', now_ - s.ingest_runs_retention),
-            s.step_rows, s.ingest_runs_retention) > 0)::integer;
+            s.step_rows, s.ingest_runs_retention) <> 0)::integer;
     END IF;
     IF steps < max_steps AND s.ingest_errors_retention IS NOT NULL THEN
         steps := steps + (lambda_detect.delete_expired('lambda_detect.ingest_errors',
             pg_catalog.format('occurred_at < %L', now_ - s.ingest_errors_retention),
-            s.step_rows, s.ingest_errors_retention) > 0)::integer;
+            s.step_rows, s.ingest_errors_retention) <> 0)::integer;
     END IF;
     IF steps < max_steps AND s.ingested_files_retention IS NOT NULL THEN
         steps := steps + (lambda_detect.delete_expired('lambda_detect.ingested_files',
             pg_catalog.format('ingested_at < %L', now_ - s.ingested_files_retention),
-            s.step_rows, s.ingested_files_retention) > 0)::integer;
+            s.step_rows, s.ingested_files_retention) <> 0)::integer;
     END IF;
 
     RETURN QUERY
     SELECT l.action, l.target, l.rows FROM lambda_detect.maintenance_log l
-     WHERE l.id > first_id ORDER BY l.id;
+     WHERE l.id > first_id AND l.pid = pg_catalog.pg_backend_pid() ORDER BY l.id;
 END;
 $$;
 
@@ -417,5 +518,7 @@ REVOKE ALL ON FUNCTION lambda_detect.effective_storage_settings(),
               lambda_detect.partition_period_start(timestamptz, text),
               lambda_detect.partition_period_next(timestamptz, text),
               lambda_detect.create_event_partition(timestamptz),
+              lambda_detect.partition_range(oid),
+              lambda_detect.rules_examined_until(),
               lambda_detect.delete_expired(regclass, text, integer, interval),
               lambda_detect.maintain(integer) FROM PUBLIC;

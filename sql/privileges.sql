@@ -22,7 +22,8 @@ GRANT EXECUTE ON FUNCTION
     lambda_detect.off_hours(timestamptz, text, time, time, integer[]),
     lambda_detect.classify_user_agent(text), lambda_detect.parse_policy_statement(text),
     lambda_detect.shell_quote(text), lambda_detect.cli_option(text, text),
-    lambda_detect.acknowledge_alert(bigint, text), lambda_detect.close_alert(bigint, text, text)
+    lambda_detect.acknowledge_alert(bigint, text), lambda_detect.close_alert(bigint, text, text),
+    lambda_detect.partition_range(oid)
   TO regress_analyst;
 GRANT USAGE ON SCHEMA lambda_detect TO regress_admin;
 GRANT SELECT, UPDATE ON lambda_detect.rules TO regress_admin;
@@ -32,7 +33,7 @@ GRANT SELECT, INSERT, UPDATE, DELETE ON lambda_detect.investigation_settings, la
 GRANT SELECT, INSERT, UPDATE, DELETE ON lambda_detect.storage_settings TO regress_admin;
 GRANT SELECT ON lambda_detect.maintenance_log, lambda_detect.event_partitions TO regress_admin;
 GRANT EXECUTE ON FUNCTION lambda_detect.maintain(integer), lambda_detect.create_event_partition(timestamptz),
-    lambda_detect.effective_storage_settings() TO regress_admin;
+    lambda_detect.effective_storage_settings(), lambda_detect.partition_range(oid) TO regress_admin;
 
 -- ingest: can submit, cannot read back or drain
 SET ROLE regress_ingest;

@@ -389,27 +389,27 @@ privileges_unit(void *arg)
 	return false;
 }
 
-/* steps of one maintain() call; a call that uses them all is followed by another */
-#define MAINTENANCE_STEPS 20
-
 /*
- * maintenance_unit calls lambda_detect.maintain(): partitions ahead,
- * events_default drained, expired data removed, a bounded number of small
- * steps.  Returns whether it used all its steps (more may be waiting).
+ * maintenance_unit takes one step of lambda_detect.maintain() (a partition
+ * made or dropped, a bounded delete), in a transaction of its own: a step's
+ * locks, an exclusive one on events among them, are held for that step
+ * only.  Returns whether it did a step, so that the loop takes the next one
+ * soon (after the next inbox batch); a skipped step (a lock not available
+ * within maintain()'s lock_timeout) or none waits for the next interval.
  */
 static bool
 maintenance_unit(void *arg)
 {
 	int			ret;
 	bool		isnull;
-	int64		steps;
+	int64		done;
 
-	ret = SPI_execute("SELECT pg_catalog.count(*) FROM lambda_detect.maintain("
-					  CppAsString2(MAINTENANCE_STEPS) ")", false, 1);
+	ret = SPI_execute("SELECT pg_catalog.count(*) FILTER (WHERE m.action <> 'skipped')"
+					  "  FROM lambda_detect.maintain(1) m", false, 1);
 	if (ret != SPI_OK_SELECT || SPI_processed != 1)
 		elog(ERROR, "could not run lambda_detect.maintain(): %s", SPI_result_code_string(ret));
-	steps = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	return steps >= MAINTENANCE_STEPS;
+	done = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return done > 0;
 }
 
 static bool
@@ -877,7 +877,7 @@ LambdaDetectWorkerMain(Datum main_arg)
 			run_due_rules(candidates, &next_schedule_load);
 		}
 
-		/* 4. storage upkeep, when due; at once again while a call had more to do */
+		/* 4. storage upkeep, when due: one step, and the next soon while there are more */
 		now = GetCurrentTimestamp();
 		if (ld_maintenance_interval_ms > 0 && unit_ready(&maintenance_backoff, now) &&
 			now >= next_maintenance)

@@ -39,7 +39,8 @@
 --     provides, i.e. those pg_dump leaves out: every row of a table not
 --     registered with pg_extension_config_dump, the rows outside the
 --     condition of one registered with a condition (the shipped rules), none
---     of one registered without.  With -v all_rows=1, every row of every
+--     of one registered without or with the condition WHERE false (data
+--     derived from other tables, which a restore rebuilds: rule_candidates).  With -v all_rows=1, every row of every
 --     table (to compare databases that hold no users' data).  Columns whose
 --     default is computed at insert time (now(), current_user) are left out
 --     of rows: they say when and by whom the extension was installed.
@@ -427,12 +428,13 @@ SELECT pg_catalog.format(
     masked.cols,
     c.oid::pg_catalog.regclass,
     CASE WHEN :'fingerprint_rows' = 'all' OR cfg.tab IS NULL THEN ''
-         WHEN cfg.cond = '' THEN 'WHERE false'
+         WHEN cfg.cond IN ('', 'WHERE false') THEN 'WHERE false'
          ELSE 'WHERE NOT coalesce((' || pg_catalog.regexp_replace(cfg.cond, '^\s*WHERE\s', '', 'i') || '), false)'
     END,
     'rows of ' || c.oid::pg_catalog.regclass::text
         || CASE WHEN :'fingerprint_rows' = 'all' OR cfg.tab IS NULL THEN ' (all): '
                 WHEN cfg.cond = '' THEN ' (none: users'' data): '
+                WHEN cfg.cond = 'WHERE false' THEN ' (none: derived from users'' data, never dumped): '
                 ELSE ' (shipped, outside ' || pg_catalog.regexp_replace(cfg.cond, '\s+', ' ', 'g') || '): ' END,
     'row of ' || c.oid::pg_catalog.regclass::text || ': ')
 FROM pg_catalog.pg_class c
