@@ -13,6 +13,7 @@ ALTER TABLE lambda_detect.rules
     ADD COLUMN group_by       text[]   NOT NULL DEFAULT '{}',
     ADD COLUMN group_window   interval,
     ADD COLUMN skip_scoped_by text[]   NOT NULL DEFAULT '{}',
+    ADD COLUMN own_org_ids    text[]   NOT NULL DEFAULT '{}',
     ADD CONSTRAINT rules_group_by_check CHECK (
         group_by <@ ARRAY['function_arn', 'function_name', 'actor_arn', 'account_id',
                           'aws_region', 'source_ip', 'principal', 'action',
@@ -22,14 +23,26 @@ ALTER TABLE lambda_detect.rules
         AND (group_window IS NULL
              OR (group_window >= interval '1 second' AND group_window <= interval '7 days'))),
     ADD CONSTRAINT rules_skip_scoped_by_check CHECK (
-        skip_scoped_by <@ ARRAY['principalOrgID', 'sourceArn+sourceAccount']::text[]);
+        skip_scoped_by <@ ARRAY['principalOrgID', 'sourceArn+sourceAccount']::text[]),
+    -- Every element an AWS organisation id, at most 16 of them.  The text
+    -- form of the array is tested: an id needs no quoting there, while a NULL,
+    -- an empty or a quoted element, or bounds other than [1:n], do not match.
+    ADD CONSTRAINT rules_own_org_ids_check CHECK (
+        cardinality(own_org_ids) <= 16
+        AND own_org_ids::text ~ '^\{(o-[a-z0-9]{10,32}(,o-[a-z0-9]{10,32})*)?\}$'),
+    -- A principalOrgID names any organisation, the attacker's own too: the
+    -- entry skips only the user's organisations, so it needs them listed.
+    ADD CONSTRAINT rules_skip_scoped_by_org_check CHECK (
+        NOT ('principalOrgID' = ANY (skip_scoped_by)) OR cardinality(own_org_ids) > 0);
 
 COMMENT ON COLUMN lambda_detect.rules.group_by IS
     'Grouping (Elastic''s alert suppression): matches with equal values of these alert fields (function_arn, function_name, actor_arn, account_id, aws_region, source_ip, principal, action, statement_id, user_agent) within group_window of an open alert are folded into it; {} (the default): one alert per event';
 COMMENT ON COLUMN lambda_detect.rules.group_window IS
     'With group_by: how far apart in event time (before or after) a match may be from a group''s alert and still join it (1 second to 7 days); NULL without group_by';
 COMMENT ON COLUMN lambda_detect.rules.skip_scoped_by IS
-    'Scoped grants not to alert on: principalOrgID (the grant is limited to one AWS organisation), sourceArn+sourceAccount (limited to one source ARN without wildcards in one account); such matches are counted in rule_runs.scoped_out and kept in suppressed_matches.  {} (the default): alert on every match';
+    'Scoped grants not to alert on: principalOrgID (the grant is limited to one of own_org_ids), sourceArn+sourceAccount (limited to one source ARN without wildcards in the function''s own account, sourceAccount = recipientAccountId); such matches are counted in rule_runs.scoped_out and kept in suppressed_matches.  {} (the default): alert on every match';
+COMMENT ON COLUMN lambda_detect.rules.own_org_ids IS
+    'The user''s own AWS organisation ids (o-...): skip_scoped_by principalOrgID skips only a grant to one of these, never one to another organisation, which anyone can create; required (not empty) when skip_scoped_by lists principalOrgID';
 
 ALTER TABLE lambda_detect.rule_runs
     ADD COLUMN scoped_out integer NOT NULL DEFAULT 0,

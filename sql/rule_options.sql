@@ -28,7 +28,7 @@ CREATE FUNCTION pg_temp.reset() RETURNS void LANGUAGE sql AS $$
 $$;
 
 -- the shipped rules: both options off (parity)
-SELECT rule, group_by, group_window, skip_scoped_by FROM lambda_detect.rules ORDER BY rule;
+SELECT rule, group_by, group_window, skip_scoped_by, own_org_ids FROM lambda_detect.rules ORDER BY rule;
 
 -- 1. skip_scoped_by.  Off: a grant scoped to an organisation alerts (parity)
 INSERT INTO lambda_detect.inbox (source, payload) VALUES
@@ -36,12 +36,27 @@ INSERT INTO lambda_detect.inbox (source, payload) VALUES
 SELECT * FROM pg_temp.run();
 SELECT event_id, scoped_by FROM lambda_detect.alerts ORDER BY alert_id;
 
-UPDATE lambda_detect.rules SET skip_scoped_by = '{principalOrgID,sourceArn+sourceAccount}'
+-- On, with the user's organisation o-a1b2c3d4e5 (the function's account,
+-- recipientAccountId, is 111122223333).  The caller of AddPermission picks
+-- principalOrgID, sourceArn and sourceAccount: a grant to the attacker's
+-- own organisation, or to a fixed source in the attacker's own account, is
+-- a backdoor as open to the attacker as "*", and alerts.
+UPDATE lambda_detect.rules SET skip_scoped_by = '{principalOrgID,sourceArn+sourceAccount}',
+       own_org_ids = '{o-a1b2c3d4e5,o-zz9yy8xx7w}'
  WHERE rule = 'lambda-public-invocation';
 INSERT INTO lambda_detect.inbox (source, payload) VALUES
-  -- kept out
+  -- kept out: an own organisation (either of the two), a fixed source of the own account
   ('scope', pg_temp.attack('org',        '{}', '{"functionName": "f1", "principalOrgID": "o-a1b2c3d4e5"}')),
+  ('scope', pg_temp.attack('org-second', '{}', '{"functionName": "f1b", "principalOrgID": "o-zz9yy8xx7w"}')),
   ('scope', pg_temp.attack('src-fixed',  '{}', '{"functionName": "f2", "sourceArn": "arn:aws:s3:::invoices", "sourceAccount": "111122223333"}')),
+  -- alerted: a foreign organisation (or ours in another case), a fixed
+  -- source in a foreign account, or in an account when the event names no
+  -- owner
+  ('scope', pg_temp.attack('org-foreign','{}', '{"functionName": "f10", "principalOrgID": "o-attacker00001"}')),
+  ('scope', pg_temp.attack('org-case',   '{}', '{"functionName": "f11", "principalOrgID": "O-A1B2C3D4E5"}')),
+  ('scope', pg_temp.attack('src-foreign','{}', '{"functionName": "f12", "sourceArn": "arn:aws:s3:::invoices", "sourceAccount": "444455556666"}')),
+  ('scope', pg_temp.attack('src-no-owner','{}', '{"functionName": "f13", "sourceArn": "arn:aws:s3:::invoices", "sourceAccount": "111122223333"}')
+            - 'recipientAccountId'),
   -- alerted: the source is a pattern, or the account is missing, or the org is empty
   ('scope', pg_temp.attack('src-star',   '{}', '{"functionName": "f3", "sourceArn": "arn:aws:s3:::invoices-*", "sourceAccount": "111122223333"}')),
   ('scope', pg_temp.attack('src-qmark',  '{}', '{"functionName": "f4", "sourceArn": "arn:aws:s3:::invoice?", "sourceAccount": "111122223333"}')),
@@ -50,10 +65,10 @@ INSERT INTO lambda_detect.inbox (source, payload) VALUES
   ('scope', pg_temp.attack('org-empty',  '{}', '{"functionName": "f7", "principalOrgID": ""}')),
   ('scope', pg_temp.attack('unscoped',   '{}', '{"functionName": "f8"}'));
 SELECT * FROM pg_temp.run();
-SELECT event_id, scoped_by FROM lambda_detect.alerts ORDER BY alert_id;
+SELECT event_id, account_id, scoped_by FROM lambda_detect.alerts ORDER BY alert_id;
 -- kept findable, with the entry that applied
 SELECT rule, event_id, exception_id, scoped_by FROM lambda_detect.suppressed_matches ORDER BY event_id;
--- only the entry listed applies
+-- only the entry listed applies (own_org_ids alone skips nothing)
 UPDATE lambda_detect.rules SET skip_scoped_by = '{sourceArn+sourceAccount}'
  WHERE rule = 'lambda-public-invocation';
 INSERT INTO lambda_detect.inbox (source, payload) VALUES
@@ -61,7 +76,8 @@ INSERT INTO lambda_detect.inbox (source, payload) VALUES
 SELECT * FROM pg_temp.run();
 -- a re-run finds nothing new
 SELECT * FROM pg_temp.run();
-UPDATE lambda_detect.rules SET skip_scoped_by = '{}' WHERE rule = 'lambda-public-invocation';
+UPDATE lambda_detect.rules SET skip_scoped_by = '{}', own_org_ids = '{}'
+ WHERE rule = 'lambda-public-invocation';
 
 -- 2. grouping: function + actor within 5 minutes.  The two "*" grants a
 -- public function URL needs (InvokeFunctionUrl, then InvokeFunction with
@@ -186,7 +202,30 @@ SELECT pg_temp.error_of(format(
     $$group_by = '{event_name}', group_window = '5 minutes'$$,
     $$group_by = '{function_arn}', group_window = '0 seconds'$$,
     $$group_by = '{function_arn}', group_window = '8 days'$$,
-    $$group_by = ARRAY['actor_arn', NULL], group_window = '1 minute'$$]) AS s;
+    $$group_by = ARRAY['actor_arn', NULL], group_window = '1 minute'$$,
+    -- principalOrgID needs the user's own organisations, which must look
+    -- like AWS organisation ids
+    $$skip_scoped_by = '{principalOrgID}'$$,
+    $$skip_scoped_by = '{principalOrgID}', own_org_ids = '{}'$$,
+    $$own_org_ids = NULL$$,
+    $$own_org_ids = ARRAY[NULL]::text[]$$,
+    $$own_org_ids = '{""}'$$,
+    $$own_org_ids = '{o-short}'$$,
+    $$own_org_ids = '{O-A1B2C3D4E5}'$$,
+    $$own_org_ids = '{123456789012}'$$,
+    $$own_org_ids = ARRAY['o-a1b2c3d4e5', ' o-a1b2c3d4e5']$$,
+    $$own_org_ids = ARRAY['o-a1b2c3d4e5,o-b1b2c3d4e5']$$,
+    $$own_org_ids = '{{o-a1b2c3d4e5}}'$$,
+    $$own_org_ids = '[0:0]={o-a1b2c3d4e5}'$$,
+    $$own_org_ids = ARRAY(SELECT 'o-' || lpad(g::text, 10, '0') FROM generate_series(1, 17) g)$$]) AS s;
+-- and is accepted with them; emptying them then is refused
+UPDATE lambda_detect.rules SET skip_scoped_by = '{principalOrgID}',
+       own_org_ids = ARRAY(SELECT 'o-' || lpad(g::text, 10, '0') FROM generate_series(1, 16) g)
+ WHERE rule = 'lambda-public-invocation';
+SELECT pg_temp.error_of($$UPDATE lambda_detect.rules SET own_org_ids = '{}'
+                          WHERE rule = 'lambda-public-invocation'$$) AS refused;
+UPDATE lambda_detect.rules SET skip_scoped_by = '{}', own_org_ids = '{}'
+ WHERE rule = 'lambda-public-invocation';
 -- a field named twice groups as once
 UPDATE lambda_detect.rules SET group_by = '{actor_arn,actor_arn}', group_window = '1 minute'
  WHERE rule = 'lambda-public-invocation';
@@ -203,7 +242,7 @@ UPDATE lambda_detect.rules SET group_by = '{}', group_window = NULL
 -- scoped to an organisation; the function URL rule groups a URL created
 -- and then updated (its grant, set by the matcher, is what it groups by).
 SELECT pg_temp.reset();
-UPDATE lambda_detect.rules SET skip_scoped_by = '{principalOrgID}'
+UPDATE lambda_detect.rules SET skip_scoped_by = '{principalOrgID}', own_org_ids = '{o-a1b2c3d4e5}'
  WHERE rule = 'lambda-public-wildcard-action';
 UPDATE lambda_detect.rules SET group_by = '{function_arn,principal}', group_window = '10 minutes'
  WHERE rule = 'lambda-function-url-public';
@@ -223,6 +262,7 @@ SELECT rule, alerts_created, scoped_out, grouped
  ORDER BY rule;
 SELECT rule, event_id, occurrences, last_event_id, group_key FROM lambda_detect.alerts ORDER BY alert_id;
 SELECT rule, event_id, scoped_by FROM lambda_detect.suppressed_matches;
-UPDATE lambda_detect.rules SET skip_scoped_by = '{}' WHERE rule = 'lambda-public-wildcard-action';
+UPDATE lambda_detect.rules SET skip_scoped_by = '{}', own_org_ids = '{}'
+ WHERE rule = 'lambda-public-wildcard-action';
 UPDATE lambda_detect.rules SET group_by = '{}', group_window = NULL
  WHERE rule = 'lambda-function-url-public';

@@ -129,6 +129,13 @@ typedef enum RuleGroupField
 	RULE_GROUP_MAX_FIELDS
 } RuleGroupField;
 
+/*
+ * rules.own_org_ids: at most this many AWS organisation ids, each
+ * "o-" and 10 to 32 characters (rules_own_org_ids_check)
+ */
+#define RULE_MAX_OWN_ORGS		16
+#define RULE_ORG_ID_MAX_LEN		34
+
 /* rule_engine.c: one run of one rule */
 typedef struct RuleRunState
 {
@@ -148,6 +155,8 @@ typedef struct RuleRunState
 	Interval	group_window;	/* valid when ngroup_by > 0 */
 	bool		skip_org_scoped;	/* skip_scoped_by has principalOrgID */
 	bool		skip_source_scoped; /* ... and sourceArn+sourceAccount */
+	int			nown_org_ids;	/* the organisations principalOrgID may name */
+	char		own_org_ids[RULE_MAX_OWN_ORGS][RULE_ORG_ID_MAX_LEN + 1];
 	/* the run */
 	int64		run_id;
 	TimestampTz window_start;
@@ -264,8 +273,9 @@ extern bool GlobMatch(const char *pattern, const char *text);
 /* rule_options.c: skip_scoped_by and grouping */
 extern void LoadRuleOptions(RuleRunState *state, Datum group_by, bool group_by_null,
 							Datum group_window, bool group_window_null,
-							Datum skip_scoped_by, bool skip_scoped_by_null);
-extern const char *RuleScopedOut(const RuleRunState *state, Jsonb *request_parameters);
+							Datum skip_scoped_by, bool skip_scoped_by_null,
+							Datum own_org_ids, bool own_org_ids_null);
+extern const char *RuleScopedOut(const RuleRunState *state, const RuleCandidate *candidate);
 extern void BuildGroupKey(const RuleRunState *state, const char *const *values,
 						  Datum *keys, Datum *vals);
 extern int64 JoinAlertGroup(RuleRunState *state, const char *event_id,

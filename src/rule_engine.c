@@ -81,7 +81,7 @@ static const struct
 
 #define RULE_COLUMNS \
 	"rule, version, matcher, severity, risk_score, lookback, max_signals, enabled, run_interval," \
-	" group_by, group_window, skip_scoped_by"
+	" group_by, group_window, skip_scoped_by, own_org_ids"
 
 static SPIPlanPtr load_rule_plan = NULL;
 static SPIPlanPtr lock_rule_plan = NULL;
@@ -254,13 +254,15 @@ load_rule(const char *rule, bool lock, RuleRunState *state)
 	{
 		bool		group_by_null,
 					group_window_null,
-					skip_null;
+					skip_null,
+					orgs_null;
 		Datum		group_by = SPI_getbinval(tup, desc, 10, &group_by_null);
 		Datum		group_window = SPI_getbinval(tup, desc, 11, &group_window_null);
 		Datum		skip = SPI_getbinval(tup, desc, 12, &skip_null);
+		Datum		orgs = SPI_getbinval(tup, desc, 13, &orgs_null);
 
 		LoadRuleOptions(state, group_by, group_by_null, group_window, group_window_null,
-						skip, skip_null);
+						skip, skip_null, orgs, orgs_null);
 	}
 	SPI_freetuptable(SPI_tuptable);
 	return true;
@@ -674,7 +676,7 @@ execute_rule(void *arg)
 			}
 
 			/* first the rule's own options, then its exceptions, then grouping */
-			scope = RuleScopedOut(state, c.request_parameters);
+			scope = RuleScopedOut(state, &c);
 			if (c.request_parameters != NULL && JB_ROOT_IS_OBJECT(c.request_parameters))
 				function_name = JsonbObjectGetString(&c.request_parameters->root,
 													 "functionName", NULL);

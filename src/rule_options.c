@@ -6,10 +6,14 @@
  *	  (rules.group_by, rules.group_window).
  *
  * skip_scoped_by lets a user stop alerting on "*" grants that AWS narrows
- * to one organisation (principalOrgID) or to one fixed source (a sourceArn
- * without wildcards together with a sourceAccount).  Such a match is not
- * lost: the run counts it in scoped_out and records it in
- * suppressed_matches.
+ * to one of the user's own organisations (a principalOrgID listed in
+ * rules.own_org_ids) or to one fixed source of the function's own account
+ * (a sourceArn without wildcards together with a sourceAccount equal to the
+ * event's recipientAccountId).  Whoever makes the grant chooses these
+ * values: a grant scoped to the attacker's own organisation or account is
+ * as open to the attacker as "*", so only the user's own ones are skipped.
+ * Such a match is not lost: the run counts it in scoped_out and records it
+ * in suppressed_matches.
  *
  * Grouping is Elastic's alert suppression: a match whose grouped fields
  * equal those of an alert of the same rule that is not closed, and whose
@@ -79,18 +83,22 @@ text_array_elements(Datum array, int *count, const char *column)
 }
 
 /*
- * LoadRuleOptions reads a rule's group_by, group_window and skip_scoped_by
- * columns into state.  The CHECK constraints of rules admit only known
- * names; an unknown one here means the library is older than the schema.
+ * LoadRuleOptions reads a rule's group_by, group_window, skip_scoped_by and
+ * own_org_ids columns into state.  The CHECK constraints of rules admit
+ * only known names and at most RULE_MAX_OWN_ORGS organisation ids of at
+ * most RULE_ORG_ID_MAX_LEN characters; anything else here means the
+ * library is older than the schema.
  */
 void
 LoadRuleOptions(RuleRunState *state, Datum group_by, bool group_by_null,
 				Datum group_window, bool group_window_null,
-				Datum skip_scoped_by, bool skip_scoped_by_null)
+				Datum skip_scoped_by, bool skip_scoped_by_null,
+				Datum own_org_ids, bool own_org_ids_null)
 {
 	state->ngroup_by = 0;
 	state->skip_org_scoped = false;
 	state->skip_source_scoped = false;
+	state->nown_org_ids = 0;
 
 	if (!group_by_null)
 	{
@@ -145,6 +153,30 @@ LoadRuleOptions(RuleRunState *state, Datum group_by, bool group_by_null,
 						 errhint("The installed SQL and library versions differ: run ALTER EXTENSION lambda_detect UPDATE.")));
 		}
 	}
+
+	if (!own_org_ids_null)
+	{
+		int			n;
+		char	  **ids = text_array_elements(own_org_ids, &n, "own_org_ids");
+
+		if (n > RULE_MAX_OWN_ORGS)
+			ereport(ERROR,
+					(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+					 errmsg("rule \"%s\" lists %d organisations in own_org_ids", state->rule, n),
+					 errdetail("This library reads at most %d.", RULE_MAX_OWN_ORGS),
+					 errhint("The installed SQL and library versions differ: run ALTER EXTENSION lambda_detect UPDATE.")));
+		for (int i = 0; i < n; i++)
+		{
+			if (strlen(ids[i]) > RULE_ORG_ID_MAX_LEN)
+				ereport(ERROR,
+						(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+						 errmsg("rule \"%s\" has an organisation id longer than %d characters in own_org_ids",
+								state->rule, RULE_ORG_ID_MAX_LEN),
+						 errhint("The installed SQL and library versions differ: run ALTER EXTENSION lambda_detect UPDATE.")));
+			strlcpy(state->own_org_ids[i], ids[i], sizeof(state->own_org_ids[i]));
+		}
+		state->nown_org_ids = n;
+	}
 }
 
 /* A string parameter of requestParameters that is present and not empty. */
@@ -156,32 +188,59 @@ nonempty_param(JsonbContainer *params, const char *key)
 	return (value != NULL && value[0] != '\0') ? value : NULL;
 }
 
+/* Whether org is one of the rule's own_org_ids (compared exactly). */
+static bool
+own_organisation(const RuleRunState *state, const char *org)
+{
+	for (int i = 0; i < state->nown_org_ids; i++)
+		if (strcmp(state->own_org_ids[i], org) == 0)
+			return true;
+	return false;
+}
+
 /*
  * RuleScopedOut says whether the rule's skip_scoped_by keeps this match
- * from alerting: the entry that applies, or NULL.  principalOrgID applies
- * when the grant names an organisation; sourceArn+sourceAccount when it
- * names both a source account and a source ARN without the wildcards "*"
- * and "?" (an ARN pattern admits sources the user never saw).
+ * from alerting: the entry that applies, or NULL.
+ *
+ * principalOrgID applies when the grant's principalOrgID is one of the
+ * rule's own_org_ids.  Any other organisation is refused a skip: the
+ * caller of AddPermission picks the value, and an attacker who names an
+ * organisation of their own has a backdoor as open to them as "*".
+ *
+ * sourceArn+sourceAccount applies when the grant names a source ARN without
+ * the wildcards "*" and "?" (an ARN pattern admits sources the user never
+ * saw) and a sourceAccount equal to the event's recipientAccountId, the
+ * account that owns the function.  The caller picks both values: a bucket
+ * or topic of the attacker's, in the attacker's account, is as fixed a
+ * source as any and lets its owner invoke the function.  An event without
+ * recipientAccountId has no known owner, so nothing is skipped.
  */
 const char *
-RuleScopedOut(const RuleRunState *state, Jsonb *request_parameters)
+RuleScopedOut(const RuleRunState *state, const RuleCandidate *candidate)
 {
 	JsonbContainer *params;
 
 	if (!state->skip_org_scoped && !state->skip_source_scoped)
 		return NULL;
-	if (request_parameters == NULL || !JB_ROOT_IS_OBJECT(request_parameters))
+	if (candidate->request_parameters == NULL ||
+		!JB_ROOT_IS_OBJECT(candidate->request_parameters))
 		return NULL;
-	params = &request_parameters->root;
+	params = &candidate->request_parameters->root;
 
-	if (state->skip_org_scoped && nonempty_param(params, "principalOrgID") != NULL)
-		return "principalOrgID";
-	if (state->skip_source_scoped)
+	if (state->skip_org_scoped)
+	{
+		const char *org = nonempty_param(params, "principalOrgID");
+
+		if (org != NULL && own_organisation(state, org))
+			return "principalOrgID";
+	}
+	if (state->skip_source_scoped && candidate->recipient_account_id != NULL)
 	{
 		const char *arn = nonempty_param(params, "sourceArn");
+		const char *account = nonempty_param(params, "sourceAccount");
 
 		if (arn != NULL && strpbrk(arn, "*?") == NULL &&
-			nonempty_param(params, "sourceAccount") != NULL)
+			account != NULL && strcmp(account, candidate->recipient_account_id) == 0)
 			return "sourceArn+sourceAccount";
 	}
 	return NULL;

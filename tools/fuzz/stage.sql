@@ -56,9 +56,9 @@ UPDATE lambda_detect.rules
  WHERE rule = 'lambda-public-wildcard-action';
 UPDATE lambda_detect.rules
    SET group_by = '{principal,function_name}', group_window = '10 minutes',
-       skip_scoped_by = '{principalOrgID,sourceArn+sourceAccount}'
+       skip_scoped_by = '{principalOrgID,sourceArn+sourceAccount}', own_org_ids = '{o-a1b2c3d4e5}'
  WHERE rule = 'lambda-cross-account-invocation';
-UPDATE lambda_detect.rules SET skip_scoped_by = '{principalOrgID}'
+UPDATE lambda_detect.rules SET skip_scoped_by = '{principalOrgID}', own_org_ids = '{o-a1b2c3d4e5}'
  WHERE rule = 'lambda-function-url-public';
 INSERT INTO lambda_detect.exceptions (rule, field, operator, value, reason) VALUES
   (NULL, 'actor_arn', 'glob', '*:user/m?ll*ry\*', 'fuzz: a glob with a literal star'),
