@@ -156,6 +156,33 @@ SELECT group_key ->> 'function_arn' AS function_arn, occurrences, first_event_id
   FROM lambda_detect.alerts ORDER BY alert_id;
 UPDATE lambda_detect.rules SET max_signals = 100 WHERE rule = 'lambda-public-invocation';
 
+-- the window is anchored on the alert's own event, not sliding: a match
+-- joins when it lies within 5 minutes of the alert's event, so the order in
+-- which a burst arrives decides which event is the alert and, for a burst
+-- longer than the window, how many alerts it makes.  Calls at 12:00, 12:04
+-- and 12:08: in time order (one at a time, or together: a run takes the
+-- calls of one batch in event time order) 12:08 is 8 minutes from the
+-- 12:00 alert and opens another; with 12:04 first, both others join it.
+SELECT pg_temp.reset();
+INSERT INTO lambda_detect.inbox (source, payload) VALUES
+  ('anchor', pg_temp.at('in-order-1200', '2026-11-01T12:00:00Z', '{"functionName": "in-order"}')),
+  ('anchor', pg_temp.at('middle-first-1204', '2026-11-01T12:04:00Z', '{"functionName": "middle-first"}'));
+SELECT * FROM pg_temp.run();
+INSERT INTO lambda_detect.inbox (source, payload) VALUES
+  ('anchor', pg_temp.at('in-order-1204', '2026-11-01T12:04:00Z', '{"functionName": "in-order"}')),
+  ('anchor', pg_temp.at('middle-first-1200', '2026-11-01T12:00:00Z', '{"functionName": "middle-first"}'));
+SELECT * FROM pg_temp.run();
+INSERT INTO lambda_detect.inbox (source, payload) VALUES
+  ('anchor', pg_temp.at('in-order-1208', '2026-11-01T12:08:00Z', '{"functionName": "in-order"}')),
+  ('anchor', pg_temp.at('middle-first-1208', '2026-11-01T12:08:00Z', '{"functionName": "middle-first"}')),
+  ('anchor', pg_temp.at('together-1208', '2026-11-01T12:08:00Z', '{"functionName": "together"}')),
+  ('anchor', pg_temp.at('together-1200', '2026-11-01T12:00:00Z', '{"functionName": "together"}')),
+  ('anchor', pg_temp.at('together-1204', '2026-11-01T12:04:00Z', '{"functionName": "together"}'));
+SELECT * FROM pg_temp.run();
+SELECT split_part(group_key ->> 'function_arn', ':', 7) AS function, event_id, occurrences,
+       first_event_id, last_event_id
+  FROM lambda_detect.alerts ORDER BY 1, event_time;
+
 -- grouping by a field the event lacks groups the events that lack it
 SELECT pg_temp.reset();
 UPDATE lambda_detect.rules SET group_by = '{user_agent}', group_window = '1 hour'
