@@ -574,9 +574,9 @@ execute_rule(void *arg)
 	Datum		rule_name;
 	Portal		portal;
 	StringInfoData reason;
+	MemoryContext callercxt = CurrentMemoryContext;
 	MemoryContext runcxt;
 	MemoryContext rowcxt;
-	MemoryContext oldcxt;
 	RuleExceptions *exceptions;
 
 	PrepareKeptPlan(&candidates_plan,
@@ -589,11 +589,11 @@ execute_rule(void *arg)
 	rule_name = CStringGetTextDatum(state->rule);
 
 	/* the rule's exceptions, read once for the whole run */
-	runcxt = AllocSetContextCreate(CurrentMemoryContext, "lambda_detect rule run",
+	runcxt = AllocSetContextCreate(callercxt, "lambda_detect rule run",
 								   ALLOCSET_SMALL_SIZES);
-	oldcxt = MemoryContextSwitchTo(runcxt);
+	MemoryContextSwitchTo(runcxt);
 	exceptions = LoadRuleExceptions(state->rule);
-	MemoryContextSwitchTo(oldcxt);
+	MemoryContextSwitchTo(callercxt);
 
 	/*
 	 * An event is stamped with its transaction's start time but becomes
@@ -605,6 +605,18 @@ execute_rule(void *arg)
 		state->complete_until = oldest_open_transaction_start(state->window_end);
 
 	initStringInfo(&reason);
+
+	/*
+	 * Everything made for one candidate, the parameters of the statements
+	 * that record it (suppressed_matches, alert_occurrences, alerts)
+	 * included, is made in rowcxt and freed with the next candidate: a run
+	 * may examine, suppress and group any number of matches, and only
+	 * max_signals of them are alerts.  SPI returns from every call in its
+	 * own procedure context, which lives as long as the run, so rowcxt is
+	 * made current again after each call that goes on to allocate.  Nothing
+	 * in rowcxt outlives its candidate: the run's counts are in state, and
+	 * reason's buffer was made above, before rowcxt existed.
+	 */
 	rowcxt = AllocSetContextCreate(runcxt, "lambda_detect candidate",
 								   ALLOCSET_SMALL_SIZES);
 	portal = SPI_cursor_open(NULL, candidates_plan, values, NULL, false);
@@ -647,7 +659,7 @@ execute_rule(void *arg)
 			state->candidates++;
 			tup = event->vals[0];
 			desc = event->tupdesc;
-			oldcxt = MemoryContextSwitchTo(rowcxt);
+			MemoryContextSwitchTo(rowcxt);
 			event_id = nullable_text(tup, desc, 1);
 			c.event_source = nullable_text(tup, desc, 2);
 			c.event_name = nullable_text(tup, desc, 3);
@@ -661,16 +673,12 @@ execute_rule(void *arg)
 			memset(&grant, 0, sizeof(grant));
 			matched = match(&c, &reason, &grant);
 			if (!matched)
-			{
-				MemoryContextSwitchTo(oldcxt);
 				continue;
-			}
 			state->matched++;
 
 			if (DatumGetBool(SPI_getbinval(tup, desc, 7, &isnull)))
 			{
 				/* alerted before: exceptions never touch existing alerts */
-				MemoryContextSwitchTo(oldcxt);
 				state->duplicates++;
 				continue;
 			}
@@ -695,8 +703,8 @@ execute_rule(void *arg)
 				if (exception_id == 0 && state->ngroup_by > 0)
 					group_match(state, &subject, &c, &grant, &group_keys, &group_values);
 			}
-			MemoryContextSwitchTo(oldcxt);
 
+			/* rowcxt is current: the statements' parameters are the row's */
 			if (scope != NULL)
 			{
 				state->scoped_out++;
@@ -723,6 +731,8 @@ execute_rule(void *arg)
 				state->truncated = true;
 				break;
 			}
+			/* JoinAlertGroup's SPI call left SPI's context current */
+			MemoryContextSwitchTo(rowcxt);
 			if (create_alert(state, event_id, event_time, reason.data, function_arn, &grant,
 							 group_keys, group_values))
 				state->alerts_created++;
@@ -734,6 +744,7 @@ execute_rule(void *arg)
 		event = NULL;
 		SPI_freetuptable(batch);
 	}
+	MemoryContextSwitchTo(callercxt);
 	SPI_cursor_close(portal);
 	MemoryContextDelete(runcxt);
 }
