@@ -335,3 +335,50 @@ DROP TRIGGER note_spi_memory ON lambda_detect.alert_occurrences;
 UPDATE lambda_detect.rules SET skip_scoped_by = '{}', own_org_ids = '{}', group_by = '{}', group_window = NULL
  WHERE rule = 'lambda-public-invocation';
 
+-- 6. A run applies the rule as its locked row holds it, not as the run's
+-- start read it: the worker starts a run in one transaction and executes
+-- it in the next, and run_rule() may wait for the rule's lock while
+-- someone changes the rule.  A trigger on rule_runs changes the rule right
+-- after the run's start recorded its row; the run then applies the new
+-- severity, risk score, max_signals and options, and the new matcher.
+SELECT pg_temp.reset();
+CREATE FUNCTION pg_temp.change_rule() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE lambda_detect.rules
+     SET severity = 'high', risk_score = 73, max_signals = 1,
+         skip_scoped_by = '{sourceArn+sourceAccount}', group_by = '{function_arn}', group_window = '1 hour'
+   WHERE rule = NEW.rule;
+  RETURN NULL;
+END $$;
+CREATE TRIGGER change_rule AFTER INSERT ON lambda_detect.rule_runs
+  FOR EACH ROW EXECUTE FUNCTION pg_temp.change_rule();
+INSERT INTO lambda_detect.inbox (source, payload) VALUES
+  ('changed', pg_temp.at('changed-src', '2026-11-01T18:00:00Z',
+      '{"functionName": "fixed", "sourceArn": "arn:aws:s3:::invoices", "sourceAccount": "111122223333"}')),
+  ('changed', pg_temp.at('changed-a1', '2026-11-01T18:01:00Z', '{"functionName": "a"}')),
+  ('changed', pg_temp.at('changed-a2', '2026-11-01T18:02:00Z', '{"functionName": "a"}')),
+  ('changed', pg_temp.at('changed-b', '2026-11-01T18:03:00Z', '{"functionName": "b"}'));
+SELECT events FROM lambda_detect.ingest_now();
+SELECT rule_version, matched, alerts_created, scoped_out, grouped, truncated
+  FROM lambda_detect.run_rule('lambda-public-invocation', now());
+SELECT event_id, severity, risk_score, occurrences FROM lambda_detect.alerts ORDER BY alert_id;
+-- the matcher: the wildcard rule's matcher alerts on a "lambda:*" grant,
+-- which the seed rule's never matches
+SELECT pg_temp.reset();
+CREATE OR REPLACE FUNCTION pg_temp.change_rule() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  UPDATE lambda_detect.rules SET matcher = 'lambda_public_wildcard_action' WHERE rule = NEW.rule;
+  RETURN NULL;
+END $$;
+UPDATE lambda_detect.rules SET severity = 'medium', risk_score = 47, max_signals = 100,
+       skip_scoped_by = '{}', group_by = '{}', group_window = NULL
+ WHERE rule = 'lambda-public-invocation';
+INSERT INTO lambda_detect.inbox (source, payload) VALUES
+  ('changed', pg_temp.at('changed-wild', '2026-11-01T18:10:00Z', '{"functionName": "w", "action": "lambda:*"}'));
+SELECT events FROM lambda_detect.ingest_now();
+SELECT matched, alerts_created FROM lambda_detect.run_rule('lambda-public-invocation', now());
+SELECT rule, event_id, action FROM lambda_detect.alerts ORDER BY alert_id;
+DROP TRIGGER change_rule ON lambda_detect.rule_runs;
+UPDATE lambda_detect.rules SET matcher = 'lambda_public_invocation' WHERE rule = 'lambda-public-invocation';
+SELECT rule, matcher, severity, risk_score, max_signals, group_by, group_window, skip_scoped_by, own_org_ids
+  FROM lambda_detect.rules ORDER BY rule;

@@ -149,7 +149,11 @@ typedef struct RuleRunState
 	Interval	run_interval;
 	int32		max_signals;
 	bool		enabled;
-	/* its options (rule_options.c) */
+	/*
+	 * its options (rule_options.c).  RuleRunExecute takes these, with the
+	 * matcher, severity, risk score and max_signals, from the rule's locked
+	 * row (take_rule_parameters in rule_engine.c).
+	 */
 	int			ngroup_by;
 	int			group_by[RULE_GROUP_MAX_FIELDS];	/* RuleGroupField */
 	Interval	group_window;	/* valid when ngroup_by > 0 */

@@ -859,7 +859,34 @@ finish_run(RuleRunState *state, ErrorData *edata)
 }
 
 /*
+ * take_rule_parameters copies into a started run what it applies of the
+ * rule, as read under the rule's lock: the matcher, severity, risk score,
+ * max_signals and the options.  The worker starts a run in one transaction
+ * and executes it in the next, and run_rule() may wait for the lock while
+ * someone changes the rule: what RuleRunStart read may be stale by then.
+ * The run itself stays as started: its window, its rule_runs row and the
+ * rule version that row records (and its alerts carry).  A parameter added
+ * to RuleRunState must be copied here too.
+ */
+static void
+take_rule_parameters(RuleRunState *run, const RuleRunState *locked)
+{
+	memcpy(run->matcher, locked->matcher, sizeof(run->matcher));
+	memcpy(run->severity, locked->severity, sizeof(run->severity));
+	run->risk_score = locked->risk_score;
+	run->max_signals = locked->max_signals;
+	run->ngroup_by = locked->ngroup_by;
+	memcpy(run->group_by, locked->group_by, sizeof(run->group_by));
+	run->group_window = locked->group_window;
+	run->skip_org_scoped = locked->skip_org_scoped;
+	run->skip_source_scoped = locked->skip_source_scoped;
+	run->nown_org_ids = locked->nown_org_ids;
+	memcpy(run->own_org_ids, locked->own_org_ids, sizeof(run->own_org_ids));
+}
+
+/*
  * RuleRunExecute does the work of a started run and records how it ended.
+ * It locks the rule and runs with the parameters the locked row holds.
  * The work runs in a subtransaction: if it fails, its alerts are rolled
  * back and the run is recorded as failed with the error.  A cancel or
  * shutdown is not recorded here but re-raised.  Returns the error (NULL on
@@ -871,7 +898,11 @@ RuleRunExecute(RuleRunState *state)
 	ErrorData  *edata;
 	RuleRunState locked;
 
-	/* serialize runs of the rule; a concurrent run's alerts become visible */
+	/*
+	 * Serialize runs of the rule; a concurrent run's alerts become visible,
+	 * and so does the latest committed change to the rule (in READ
+	 * COMMITTED the lock returns the newest version of the row).
+	 */
 	if (!load_rule(state->rule, true, &locked))
 	{
 		ErrorData  *gone = palloc0(sizeof(ErrorData));
@@ -881,6 +912,7 @@ RuleRunExecute(RuleRunState *state)
 		finish_run(state, gone);
 		return gone;
 	}
+	take_rule_parameters(state, &locked);
 
 	edata = RunGuarded(execute_rule, state);
 	if (edata != NULL)
