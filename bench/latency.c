@@ -7,7 +7,10 @@
  *
  * Usage: latency TRIALS [CONNINFO].  Prints one line per trial with the
  * milliseconds, then nothing else; bench/run.sh computes the percentiles.
- * Each trial uses a fresh eventID, so the rule alerts on every one.
+ * Each trial uses a fresh eventID, so the rule alerts on every one.  The
+ * payload names the alert, not its event (lambda_detect.notify_payload is
+ * minimal by default): the alert is looked up by id, as a listener does,
+ * after the time of arrival is taken.
  *
  * bench/latency.c
  *
@@ -43,6 +46,34 @@ connect_or_die(const char *conninfo)
 	return conn;
 }
 
+/* Whether the alert a notification payload names is the one of event_id. */
+static int
+alert_of_event(PGconn *conn, const char *payload, const char *event_id)
+{
+	const char *key = strstr(payload, "\"alert_id\": ");
+	char		alert_id[32];
+	const char *values[2];
+	PGresult   *res;
+	int			found;
+
+	if (key == NULL)
+		return 0;
+	snprintf(alert_id, sizeof(alert_id), "%lld", strtoll(key + strlen("\"alert_id\": "), NULL, 10));
+	values[0] = alert_id;
+	values[1] = event_id;
+	res = PQexecParams(conn,
+					   "SELECT 1 FROM lambda_detect.alerts WHERE alert_id = $1::bigint AND event_id = $2",
+					   2, NULL, values, NULL, NULL, 0);
+	if (PQresultStatus(res) != PGRES_TUPLES_OK)
+	{
+		fprintf(stderr, "latency: could not read alert %s: %s", alert_id, PQerrorMessage(conn));
+		exit(1);
+	}
+	found = PQntuples(res) == 1;
+	PQclear(res);
+	return found;
+}
+
 static void
 exec_or_die(PGconn *conn, const char *sql)
 {
@@ -71,6 +102,7 @@ main(int argc, char **argv)
 		char		event_id[64];
 		char		sql[1024];
 		double		start;
+		double		arrived = 0;
 		int			found = 0;
 
 		snprintf(event_id, sizeof(event_id), "latency-%ld-%d", run, t);
@@ -99,14 +131,15 @@ main(int argc, char **argv)
 				return 1;
 			}
 			PQconsumeInput(listener);
+			arrived = now_ms();
 			while ((n = PQnotifies(listener)) != NULL)
 			{
-				if (strstr(n->extra, event_id) != NULL)
+				if (!found && alert_of_event(writer, n->extra, event_id))
 					found = 1;
 				PQfreemem(n);
 			}
 		}
-		printf("%.3f\n", now_ms() - start);
+		printf("%.3f\n", arrived - start);
 	}
 	PQfinish(listener);
 	PQfinish(writer);

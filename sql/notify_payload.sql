@@ -1,7 +1,10 @@
--- The NOTIFY payload of an alert: compact JSON with the fields an
--- integration routes on, always under NOTIFY's 8000-byte limit however long
--- the event's values were.  (Delivery to a listener is tested in
--- test/notify.sql.)
+-- The NOTIFY payload of an alert: compact JSON, always under NOTIFY's
+-- 8000-byte limit however long the alert's values were.  Any role that can
+-- connect may LISTEN, so by default (lambda_detect.notify_payload =
+-- minimal) it names the alert and its rule, nothing of the event; full, a
+-- superuser's choice, adds the fields an integration routes on.  (Delivery
+-- to a listener is tested in test/notify.sql, to a role with no grant in
+-- t/009_no_secrets.pl.)
 \set VERBOSITY terse
 \i sql/include/fresh_state.sql
 SET timezone = 'UTC';
@@ -13,6 +16,18 @@ VALUES ('lambda-public-invocation', 1, 'np-1', '2026-11-01 10:00:00+00', now(), 
         'test', '111122223333', 'us-east-1', 'AddPermission20150331v2', 'payments', 'open', '*',
         'arn:aws:iam::111122223333:user/mallory', '198.51.100.23', '198.51.100.23');
 
+SHOW lambda_detect.notify_payload;
+SELECT jsonb_pretty(lambda_detect.alert_notify_payload(a, 'new')::jsonb - 'alert_id')
+  FROM lambda_detect.alerts a WHERE event_id = 'np-1';
+
+-- only a superuser may send the event's fields to every listener
+CREATE ROLE regress_notify_user;
+SET ROLE regress_notify_user;
+SET lambda_detect.notify_payload = full;
+RESET ROLE;
+DROP ROLE regress_notify_user;
+
+SET lambda_detect.notify_payload = full;
 SELECT jsonb_pretty(lambda_detect.alert_notify_payload(a, 'new')::jsonb - 'alert_id')
   FROM lambda_detect.alerts a WHERE event_id = 'np-1';
 
@@ -33,6 +48,12 @@ UPDATE lambda_detect.alerts SET function_name = repeat(E'\u00e9"\\', 50000),
  WHERE event_id LIKE 'np-long-%';
 SELECT octet_length(lambda_detect.alert_notify_payload(a, 'new')) < 8000 AS fits,
        length(lambda_detect.alert_notify_payload(a, 'new')::jsonb ->> 'actor_arn') AS actor_arn_chars,
+       (SELECT count(*) FROM jsonb_object_keys(lambda_detect.alert_notify_payload(a, 'new')::jsonb)) AS keys
+  FROM lambda_detect.alerts a WHERE event_id LIKE 'np-long-%';
+-- the minimal payload is cut the same way
+RESET lambda_detect.notify_payload;
+SELECT octet_length(lambda_detect.alert_notify_payload(a, 'new')) < 8000 AS fits,
+       length(lambda_detect.alert_notify_payload(a, 'new')::jsonb ->> 'rule') AS rule_chars,
        (SELECT count(*) FROM jsonb_object_keys(lambda_detect.alert_notify_payload(a, 'new')::jsonb)) AS keys
   FROM lambda_detect.alerts a WHERE event_id LIKE 'np-long-%';
 -- severity is one of four words, so it cannot grow either

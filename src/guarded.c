@@ -1,11 +1,16 @@
 /*-------------------------------------------------------------------------
  *
  * guarded.c
- *	  Running a unit of work in a subtransaction and keeping its error.
+ *	  Running a unit of work in a subtransaction and keeping its error;
+ *	  telling what an error may say in the server log.
  *
  * Ingestion must never let one bad payload or file sink a batch, and a
  * failed rule run must be recorded rather than lost: both run the risky part
  * here, get the error back as data, and decide what to do with it.
+ *
+ * The server log is read by the server's administrators, who need not be
+ * allowed to read events; an error's text can quote the data it failed on.
+ * ErrorLogText says what of an error the log may carry.
  *
  * src/guarded.c
  *
@@ -14,6 +19,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "lib/stringinfo.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 
@@ -83,4 +89,67 @@ IsTransientError(ErrorData *edata)
 		default:
 			return false;
 	}
+}
+
+/*
+ * ErrorIsAboutSystem tells errors whose text describes the server, its
+ * objects and resources (the classes IsTransientError re-raises, program
+ * limits, internal errors) from errors whose text may quote the data being
+ * processed: a data exception quotes the value it could not take ("invalid
+ * input syntax for type inet: ..."), an integrity violation the key or the
+ * whole row ("Failing row contains (...)"), a trigger's RAISE whatever it
+ * was given.
+ */
+bool
+ErrorIsAboutSystem(ErrorData *edata)
+{
+	if (IsTransientError(edata))
+		return true;
+	switch (ERRCODE_TO_CATEGORY(edata->sqlerrcode))
+	{
+		case ERRCODE_PROGRAM_LIMIT_EXCEEDED:	/* 54 */
+		case ERRCODE_INTERNAL_ERROR:	/* XX */
+			return true;
+		default:
+			return false;
+	}
+}
+
+/*
+ * ErrorLogText describes an error for the server log, without a period:
+ * its SQLSTATE and, for an error about the system, its message; for any
+ * other error, only the names of the objects it reports (a constraint, a
+ * column, a type, a table), which PostgreSQL sets apart from the text, e.g.
+ * 'SQLSTATE 23514, constraint "c" of table "s.t"'.  The whole error goes to
+ * where its data is: a dead letter, a rule run, the caller of a SQL
+ * function.
+ */
+char *
+ErrorLogText(ErrorData *edata)
+{
+	StringInfoData buf;
+	bool		named = true;
+
+	initStringInfo(&buf);
+	appendStringInfo(&buf, "SQLSTATE %s", unpack_sql_state(edata->sqlerrcode));
+	if (ErrorIsAboutSystem(edata))
+	{
+		if (edata->message)
+			appendStringInfo(&buf, ": %s", edata->message);
+		return buf.data;
+	}
+	if (edata->constraint_name)
+		appendStringInfo(&buf, ", constraint \"%s\"", edata->constraint_name);
+	else if (edata->column_name)
+		appendStringInfo(&buf, ", column \"%s\"", edata->column_name);
+	else if (edata->datatype_name)
+		appendStringInfo(&buf, ", type \"%s\"", edata->datatype_name);
+	else
+		named = false;
+	if (edata->table_name)
+		appendStringInfo(&buf, "%s table \"%s%s%s\"", named ? " of" : ",",
+						 edata->schema_name ? edata->schema_name : "",
+						 edata->schema_name ? "." : "",
+						 edata->table_name);
+	return buf.data;
 }

@@ -352,29 +352,34 @@ is_out_of_memory(ErrorData *edata)
 
 /*
  * dead_letter_inbox_row moves inbox row id whole to ingest_errors, with the
- * error that storing it raised.
+ * error that storing it raised, and returns the dead letter's id.
  */
-static void
+static int64
 dead_letter_inbox_row(int64 id, ErrorData *edata)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			argtypes[3] = {INT8OID, TEXTOID, TEXTOID};
 	Datum		values[3];
 	int			ret;
+	int64		dead_letter;
 
 	prepare_once(&plan,
 				 "WITH gone AS (DELETE FROM lambda_detect.inbox WHERE id = $1 RETURNING *)"
 				 " INSERT INTO lambda_detect.ingest_errors"
 				 "  (sqlstate, reason, message, source, inbox_id, inbox_received_at, payload)"
 				 " SELECT $2, 'store_failed', $3, gone.source, gone.id, gone.received_at, gone.payload"
-				 "   FROM gone",
+				 "   FROM gone"
+				 " RETURNING id",
 				 3, argtypes);
 	values[0] = Int64GetDatum(id);
 	values[1] = CStringGetTextDatum(unpack_sql_state(edata->sqlerrcode));
 	values[2] = CStringGetTextDatum(error_text(edata));
 	ret = SPI_execute_plan(plan, values, NULL, false, 0);
-	if (ret != SPI_OK_INSERT)
+	if (ret != SPI_OK_INSERT_RETURNING || SPI_processed != 1)
 		elog(ERROR, "could not dead-letter inbox row: %s", SPI_result_code_string(ret));
+	dead_letter = result_int64(1);
+	SPI_freetuptable(SPI_tuptable);
+	return dead_letter;
 }
 
 /*
@@ -441,13 +446,21 @@ ingest_inbox_rows_one_by_one(int batch_size, int64 max_id, IngestCounts *result)
 	if (nfailed == nids && nids > 1 && same_code)
 		ReThrowError(errors[0]);
 
+	/*
+	 * The caller of ingest_now() sees the whole error; the server log, whose
+	 * readers need not be allowed to read the data the error may quote, the
+	 * dead letter that keeps it (ErrorLogText).
+	 */
 	for (uint64 i = 0; i < nfailed; i++)
 	{
+		int64		dead_letter = dead_letter_inbox_row(ids[i], errors[i]);
+
 		ereport(WARNING,
 				(errmsg("lambda_detect: inbox row %lld could not be stored and was moved to ingest_errors",
 						(long long) ids[i]),
-				 errdetail("%s", error_text(errors[i]))));
-		dead_letter_inbox_row(ids[i], errors[i]);
+				 errdetail("%s", error_text(errors[i])),
+				 errdetail_log("Dead letter %lld: %s.", (long long) dead_letter,
+							   ErrorLogText(errors[i]))));
 		result->inbox_rows++;
 		result->errors++;
 		FreeErrorData(errors[i]);
@@ -485,7 +498,8 @@ IngestInboxBatch(const char *origin, int batch_size, int64 max_id, IngestCounts 
 			ReThrowError(edata);
 		ereport(LOG,
 				(errmsg("lambda_detect: inbox batch failed, storing its rows one by one"),
-				 errdetail("%s", error_text(edata))));
+				 errdetail("%s", error_text(edata)),
+				 errdetail_log("%s.", ErrorLogText(edata))));
 		FreeErrorData(edata);
 		memset(&result, 0, sizeof(result));
 		ingest_inbox_rows_one_by_one(batch_size, max_id, &result);

@@ -67,6 +67,8 @@ extern void InstallDropDatabaseGuard(void);
 typedef void (*GuardedFunction) (void *arg);
 extern ErrorData *RunGuarded(GuardedFunction fn, void *arg);
 extern bool IsTransientError(ErrorData *edata);
+extern bool ErrorIsAboutSystem(ErrorData *edata);
+extern char *ErrorLogText(ErrorData *edata);
 
 /* spi_plans.c */
 extern SPIPlanPtr PrepareKeptPlan(SPIPlanPtr *cache, const char *sql, int nargs,

@@ -1021,13 +1021,25 @@ ld_run_rule(PG_FUNCTION_ARGS)
 				 errmsg("rule \"%s\" does not exist", rule),
 				 errhint("The rules are listed in lambda_detect.rules.")));
 
+	/*
+	 * The caller sees the whole error, which may quote the alert it failed
+	 * on; the server log, whose readers need not be allowed to read alerts,
+	 * the run and what ErrorLogText allows.
+	 */
 	edata = RuleRunExecute(&state);
 	if (edata != NULL)
-		ereport(WARNING,
+	{
+		ereport(WARNING_CLIENT_ONLY,
 				(errcode(edata->sqlerrcode),
 				 errmsg("rule \"%s\" failed: %s", rule, edata->message),
 				 errdetail("The run is recorded in lambda_detect.rule_runs as run %lld.",
 						   (long long) state.run_id)));
+		ereport(LOG_SERVER_ONLY,
+				(errcode(edata->sqlerrcode),
+				 errmsg("lambda_detect: run %lld of rule \"%s\" failed",
+						(long long) state.run_id, rule),
+				 errdetail("%s.", ErrorLogText(edata))));
+	}
 
 	value = Int64GetDatum(state.run_id);
 	ret = SPI_execute_with_args("SELECT r FROM lambda_detect.rule_runs r WHERE r.run_id = $1",

@@ -8,7 +8,8 @@
  * also point a session's ingest_now() at a directory; the worker follows the
  * server's configuration file.  The database and the role the worker
  * connects as are read on SIGHUP too: a connection cannot change either, so
- * the worker restarts to follow them.
+ * the worker restarts to follow them.  notify_payload is read by SQL
+ * (alert_notify_payload()), by whichever session changes an alert.
  *
  * src/settings.c
  *
@@ -33,6 +34,15 @@ int			ld_max_depth = 100;
 int			ld_max_records = 100000;
 int			ld_max_error_text = 65536;
 bool		ld_run_rules = true;
+
+/* read by alert_notify_payload() with current_setting(), not by C */
+static int	ld_notify_payload = 0;
+
+static const struct config_enum_entry notify_payload_options[] = {
+	{"minimal", 0, false},
+	{"full", 1, false},
+	{NULL, 0, false}
+};
 
 /*
  * DefineSettings registers every lambda_detect.* parameter and reserves the
@@ -167,6 +177,27 @@ DefineSettings(void)
 							 &ld_run_rules,
 							 true,
 							 PGC_SIGHUP,
+							 0,
+							 NULL, NULL, NULL);
+
+	/*
+	 * PGC_SUSET: any role that can connect may LISTEN, whatever its grants,
+	 * and a notification goes to every listener whichever session sent it,
+	 * so only a superuser (the configuration file, ALTER SYSTEM, ALTER
+	 * DATABASE or ROLE ... SET, or a superuser's own session) chooses to
+	 * send the event's fields.  Not GUC_SUPERUSER_ONLY: every session that
+	 * changes an alert reads it.
+	 */
+	DefineCustomEnumVariable("lambda_detect.notify_payload",
+							 "What the payloads of NOTIFY lambda_detect_alerts carry.",
+							 "minimal: the alert's id, its rule, severity and status; full: also its event's "
+							 "time, account, region, function, statement id, principal, actor and source.  "
+							 "Any role that can connect may LISTEN, whatever its grants, so full sends "
+							 "those to every listener.",
+							 &ld_notify_payload,
+							 0,
+							 notify_payload_options,
+							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);
 

@@ -252,11 +252,93 @@ ms_until_ready(UnitBackoff *backoff, TimestampTz now)
 }
 
 /*
- * run_unit runs fn in a transaction of its own.  An error is logged,
- * recorded in the heartbeat and rolled back (the PostgresMain recipe:
- * report, abort, flush), and makes this kind of unit back off.  Returns
- * what fn returned (whether more work is waiting), or false after an error
- * or when the extension is not installed; *ok says whether it committed.
+ * emit_error_data writes edata to the server log, at its own level, as the
+ * current error.  ThrowErrorData is PostgreSQL's way of reporting an error
+ * put together by hand; at ERROR it jumps, so the jump is caught here at once
+ * and the error emitted (PostgresMain's recipe).  errfinish released the
+ * interrupts the caller holds: they are held again.
+ */
+static void
+emit_error_data(ErrorData *edata)
+{
+	MemoryContext cxt = CurrentMemoryContext;
+
+	PG_TRY();
+	{
+		ThrowErrorData(edata);
+	}
+	PG_CATCH();
+	{
+		HOLD_INTERRUPTS();
+		MemoryContextSwitchTo(cxt);
+		EmitErrorReport();
+	}
+	PG_END_TRY();
+}
+
+/*
+ * report_unit_error logs the error edata of a failed unit, which is the
+ * current error.  The server log's readers are the server's administrators,
+ * who need not be allowed to read events, so the log gets no text that may
+ * quote them.  An error about the system (ErrorIsAboutSystem) is logged as
+ * raised, without its log-only detail: a deadlock's names the other
+ * sessions' queries, and one may be a client's INSERT of a payload.  Any
+ * other error (a CHECK violation's detail quotes the whole row, a trigger's
+ * RAISE whatever it was given) is logged as the unit, its SQLSTATE and the
+ * names of the objects involved; its message goes to the heartbeat
+ * (worker_status(), granted like the data), and, for a rule run, to
+ * rule_runs.
+ */
+static void
+report_unit_error(const char *activity, ErrorData *edata)
+{
+	const char *prefix = "lambda_detect: ";
+	const char *what = activity;
+	MemoryContext report_cxt;
+	MemoryContext old_cxt;
+	ErrorData  *shown;
+
+	if (ErrorIsAboutSystem(edata) && edata->detail_log == NULL)
+	{
+		EmitErrorReport();
+		return;
+	}
+
+	report_cxt = AllocSetContextCreate(CurrentMemoryContext, "lambda_detect error report",
+									   ALLOCSET_SMALL_SIZES);
+	old_cxt = MemoryContextSwitchTo(report_cxt);
+	if (strncmp(what, prefix, strlen(prefix)) == 0)
+		what += strlen(prefix);
+	shown = palloc(sizeof(ErrorData));
+	memcpy(shown, edata, sizeof(ErrorData));
+	shown->detail_log = NULL;
+	if (!ErrorIsAboutSystem(edata))
+	{
+		shown->message = psprintf("lambda_detect worker: %s failed", what);
+		shown->detail = psprintf("%s.  The error's text may quote the data being processed, "
+								 "so the server log leaves it out.",
+								 ErrorLogText(edata));
+		shown->hint = pstrdup("worker_status() shows its message to the roles granted it, "
+							  "and the same work run from SQL (ingest_now(), run_rule(), maintain()) raises it whole.");
+		shown->context = NULL;
+		shown->internalquery = NULL;
+		shown->internalpos = 0;
+		shown->cursorpos = 0;
+		shown->backtrace = NULL;
+	}
+	FlushErrorState();
+	emit_error_data(shown);
+	MemoryContextSwitchTo(old_cxt);
+	MemoryContextDelete(report_cxt);
+}
+
+/*
+ * run_unit runs fn in a transaction of its own.  An error is logged
+ * (report_unit_error), recorded in the heartbeat and rolled back (the
+ * PostgresMain recipe: report, abort, flush), and makes this kind of unit
+ * back off.  Returns what fn returned (whether more work is waiting), or
+ * false after an error or when the extension is not installed; *ok says
+ * whether it committed.
  */
 static bool
 run_unit(const char *activity, UnitFunction fn, void *arg, UnitBackoff *backoff,
@@ -310,7 +392,7 @@ run_unit(const char *activity, UnitFunction fn, void *arg, UnitBackoff *backoff,
 			SharedStateSetState("waiting for privileges");
 		}
 		if (!repeated)
-			EmitErrorReport();
+			report_unit_error(activity, edata);
 		AbortCurrentTransaction();
 		FlushErrorState();
 		pgstat_report_activity(STATE_IDLE, NULL);

@@ -101,8 +101,10 @@ $listener->query_safe('LISTEN lambda_detect_alerts;');
 $node->safe_psql('postgres', submit_sql('role-inbox'));
 ok($node->poll_query_until('postgres', alerted('role-inbox')),
 	'an attack put in the inbox is ingested and alerted');
+my $inbox_alert = $node->safe_psql('postgres',
+	"SELECT alert_id FROM lambda_detect.alerts WHERE event_id = 'role-inbox'");
 like($listener->query_safe('SELECT 1;'),
-	qr/Asynchronous notification "lambda_detect_alerts" with payload ".*role-inbox.*" received/,
+	qr/Asynchronous notification "lambda_detect_alerts" with payload ".*"alert_id": $inbox_alert,.*" received/,
 	'and its NOTIFY is delivered');
 
 open($fh, '>', "$trail/.part") or die;

@@ -1,0 +1,61 @@
+-- What NOTIFY lambda_detect_alerts carries (version 1.1).
+--
+-- NOTIFY has no privileges: any role that can connect to the database may
+-- LISTEN on the channel, including one with no grant on alerts at all.  By
+-- default the payload therefore names the alert and its rule, and nothing of
+-- its event: a listener allowed to read alerts reads the row by alert_id
+-- (lambda-detect-listen does), one that is not learns that an alert exists.
+-- lambda_detect.notify_payload = 'full' (superuser-only) adds the event's
+-- fields, as 1.0 always sent them, to every listener.
+--
+-- 07_alerts.sql, which created the function, was released in 1.0 and is
+-- not edited: this part replaces the function, on a fresh install and on an
+-- update from 1.0 alike.
+
+-- Builds the NOTIFY payload of one alert.  Values are cut so that the JSON
+-- text stays under NOTIFY's 8000-byte limit whatever the alert held: first
+-- at 256 characters, then 64, then 16.  At 64 the payload always fits (ten
+-- text values of at most 64 characters, each at most 6 bytes once escaped),
+-- so the last pass is a margin, not a hope.
+CREATE OR REPLACE FUNCTION lambda_detect.alert_notify_payload(a lambda_detect.alerts, kind text)
+RETURNS text
+LANGUAGE plpgsql STABLE
+SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    full_payload boolean :=
+        pg_catalog.current_setting('lambda_detect.notify_payload', true) = 'full';
+    cut     integer;
+    doc     jsonb;
+    payload text;
+BEGIN
+    FOREACH cut IN ARRAY ARRAY[256, 64, 16] LOOP
+        doc := pg_catalog.jsonb_build_object(
+            'kind', kind,
+            'alert_id', a.alert_id,
+            'rule', pg_catalog.left(a.rule, cut),
+            'rule_version', a.rule_version,
+            'severity', pg_catalog.left(a.severity, cut),
+            'risk_score', a.risk_score,
+            'status', a.status);
+        IF full_payload THEN
+            doc := doc || pg_catalog.jsonb_build_object(
+                'event_id', pg_catalog.left(a.event_id, cut),
+                'event_time', a.event_time,
+                'account_id', pg_catalog.left(a.account_id, cut),
+                'aws_region', pg_catalog.left(a.aws_region, cut),
+                'function_name', pg_catalog.left(a.function_name, cut),
+                'statement_id', pg_catalog.left(a.statement_id, cut),
+                'principal', pg_catalog.left(a.principal, cut),
+                'actor_arn', pg_catalog.left(a.actor_arn, cut),
+                'source_ip', pg_catalog.left(a.source_address, cut));
+        END IF;
+        payload := doc::text;
+        EXIT WHEN pg_catalog.octet_length(payload) < 7900;
+    END LOOP;
+    RETURN payload;
+END;
+$$;
+
+COMMENT ON FUNCTION lambda_detect.alert_notify_payload(lambda_detect.alerts, text) IS
+    'Compact JSON of an alert for NOTIFY: kind, alert_id, rule, rule_version, severity, risk_score and status; with lambda_detect.notify_payload = full also the event''s id, time, account, region, function, statement, principal, actor and source.  Always under the 8000-byte limit (long values are cut to 256, 64 or 16 characters; the alerts table has them whole)';
