@@ -2,11 +2,12 @@
 --
 -- NOTIFY has no privileges: any role that can connect to the database may
 -- LISTEN on the channel, including one with no grant on alerts at all.  By
--- default the payload therefore names the alert and its rule, and nothing of
--- its event: a listener allowed to read alerts reads the row by alert_id
--- (lambda-detect-listen does), one that is not learns that an alert exists.
--- lambda_detect.notify_payload = 'full' (superuser-only) adds the event's
--- fields, as 1.0 always sent them, to every listener.
+-- default (lambda_detect.notify_payload = 'full') the payload carries what
+-- 1.0 sent, the fields of the alert row integrations route on, and nothing
+-- the row does not have.  A superuser sets 'minimal' where roles that may
+-- not read alerts can connect: the payload then names the alert and its
+-- rule, nothing of its event, and a listener allowed to read alerts reads
+-- the row by alert_id (lambda-detect-listen does).
 --
 -- 07_alerts.sql, which created the function, was released in 1.0 and is
 -- not edited: this part replaces the function, on a fresh install and on an
@@ -24,7 +25,8 @@ SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     full_payload boolean :=
-        pg_catalog.current_setting('lambda_detect.notify_payload', true) = 'full';
+        COALESCE(pg_catalog.current_setting('lambda_detect.notify_payload', true), 'full')
+        <> 'minimal';
     cut     integer;
     doc     jsonb;
     payload text;
@@ -58,4 +60,4 @@ END;
 $$;
 
 COMMENT ON FUNCTION lambda_detect.alert_notify_payload(lambda_detect.alerts, text) IS
-    'Compact JSON of an alert for NOTIFY: kind, alert_id, rule, rule_version, severity, risk_score and status; with lambda_detect.notify_payload = full also the event''s id, time, account, region, function, statement, principal, actor and source.  Always under the 8000-byte limit (long values are cut to 256, 64 or 16 characters; the alerts table has them whole)';
+    'Compact JSON of an alert for NOTIFY: kind, alert_id, rule, rule_version, severity, risk_score and status; unless lambda_detect.notify_payload = minimal (default full) also the event''s id, time, account, region, function, statement, principal, actor and source.  Always under the 8000-byte limit (long values are cut to 256, 64 or 16 characters; the alerts table has them whole)';

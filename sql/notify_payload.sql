@@ -1,8 +1,9 @@
 -- The NOTIFY payload of an alert: compact JSON, always under NOTIFY's
--- 8000-byte limit however long the alert's values were.  Any role that can
--- connect may LISTEN, so by default (lambda_detect.notify_payload =
--- minimal) it names the alert and its rule, nothing of the event; full, a
--- superuser's choice, adds the fields an integration routes on.  (Delivery
+-- 8000-byte limit however long the alert's values were.  By default
+-- (lambda_detect.notify_payload = full) it has the alert row's fields an
+-- integration routes on; any role that can connect may LISTEN, so a
+-- superuser may choose minimal: the alert and its rule, nothing of the
+-- event.  (Delivery
 -- to a listener is tested in test/notify.sql, to a role with no grant in
 -- t/009_no_secrets.pl.)
 \set VERBOSITY terse
@@ -20,16 +21,17 @@ SHOW lambda_detect.notify_payload;
 SELECT jsonb_pretty(lambda_detect.alert_notify_payload(a, 'new')::jsonb - 'alert_id')
   FROM lambda_detect.alerts a WHERE event_id = 'np-1';
 
--- only a superuser may send the event's fields to every listener
+-- only a superuser chooses what every listener receives
 CREATE ROLE regress_notify_user;
 SET ROLE regress_notify_user;
-SET lambda_detect.notify_payload = full;
+SET lambda_detect.notify_payload = minimal;
 RESET ROLE;
 DROP ROLE regress_notify_user;
 
-SET lambda_detect.notify_payload = full;
+SET lambda_detect.notify_payload = minimal;
 SELECT jsonb_pretty(lambda_detect.alert_notify_payload(a, 'new')::jsonb - 'alert_id')
   FROM lambda_detect.alerts a WHERE event_id = 'np-1';
+RESET lambda_detect.notify_payload;
 
 -- values of 100,000 characters are cut; the insert does not fail
 INSERT INTO lambda_detect.alerts (rule, rule_version, event_id, event_time, ingested_at,

@@ -36,7 +36,7 @@ int			ld_max_error_text = 65536;
 bool		ld_run_rules = true;
 
 /* read by alert_notify_payload() with current_setting(), not by C */
-static int	ld_notify_payload = 0;
+static int	ld_notify_payload = 1;
 
 static const struct config_enum_entry notify_payload_options[] = {
 	{"minimal", 0, false},
@@ -184,18 +184,21 @@ DefineSettings(void)
 	 * PGC_SUSET: any role that can connect may LISTEN, whatever its grants,
 	 * and a notification goes to every listener whichever session sent it,
 	 * so only a superuser (the configuration file, ALTER SYSTEM, ALTER
-	 * DATABASE or ROLE ... SET, or a superuser's own session) chooses to
-	 * send the event's fields.  Not GUC_SUPERUSER_ONLY: every session that
-	 * changes an alert reads it.
+	 * DATABASE or ROLE ... SET, or a superuser's own session) chooses what
+	 * it carries.  The default, full, is the payload of the design (fields
+	 * of the alert row, nothing else); minimal is for databases where roles
+	 * that may not read alerts can connect.  Not GUC_SUPERUSER_ONLY: every
+	 * session that changes an alert reads it.
 	 */
 	DefineCustomEnumVariable("lambda_detect.notify_payload",
 							 "What the payloads of NOTIFY lambda_detect_alerts carry.",
-							 "minimal: the alert's id, its rule, severity and status; full: also its event's "
-							 "time, account, region, function, statement id, principal, actor and source.  "
-							 "Any role that can connect may LISTEN, whatever its grants, so full sends "
-							 "those to every listener.",
+							 "full (default): the alert's id, rule, severity, status and its event's id, time, "
+							 "account, region, function, statement id, principal, actor and source, as the "
+							 "alert row has them; minimal: the alert's id, rule, severity and status only.  "
+							 "Any role that can connect may LISTEN, whatever its grants: choose minimal "
+							 "where roles that may not read alerts can connect.",
 							 &ld_notify_payload,
-							 0,
+							 1,
 							 notify_payload_options,
 							 PGC_SUSET,
 							 0,
