@@ -109,6 +109,20 @@ q -c "ALTER SYSTEM RESET ALL" -c "SELECT pg_reload_conf()" >/dev/null
 q -c "VACUUM ANALYZE lambda_detect.events" -c "CHECKPOINT"
 events_bytes="SELECT sum(pg_total_relation_size(relid)) FROM pg_partition_tree('lambda_detect.events') WHERE isleaf"
 bytes_per_event=$(val "SELECT round(($events_bytes)::numeric / (SELECT count(*) FROM lambda_detect.events))")
+# where those bytes are: heap, TOAST and each index, per event
+q -c "WITH leaf AS (SELECT relid FROM pg_partition_tree('lambda_detect.events') WHERE isleaf),
+      parts AS (
+        SELECT 'table (heap)' AS part, pg_relation_size(l.relid) AS bytes FROM leaf l
+        UNION ALL
+        SELECT 'TOAST', pg_total_relation_size(c.reltoastrelid)
+          FROM leaf l JOIN pg_class c ON c.oid = l.relid WHERE c.reltoastrelid <> 0
+        UNION ALL
+        SELECT 'index ' || pg_partition_root(i.indexrelid)::regclass::text, pg_relation_size(i.indexrelid)
+          FROM leaf l JOIN pg_index i ON i.indrelid = l.relid)
+      SELECT part AS \"storage per event, by part\",
+             round(sum(bytes)::numeric / (SELECT count(*) FROM lambda_detect.events)) AS bytes
+        FROM parts GROUP BY part ORDER BY 2 DESC" >"$work/storage_parts.txt"
+
 
 # --- rule runs at two sizes ----------------------------------------------------
 rule_ms() { val "SELECT bench.median_rule_ms(5)"; }
@@ -166,6 +180,7 @@ cat >"$json_out" <<JSON
 }
 JSON
 
+cat "$work/storage_parts.txt"
 cat <<TABLE
 
 lambda_detect benchmark ($scale, $(nproc) cores)

@@ -106,11 +106,4 @@ SELECT idx_scan > :before AS used_candidate_log FROM pg_stat_user_indexes
  WHERE indexrelname = 'rule_candidates_window_idx';
 
 -- the partitions made here go, so that later tests see an unpartitioned start
-DO $$
-DECLARE
-  p regclass;
-BEGIN
-  FOR p IN SELECT partition FROM lambda_detect.event_partitions WHERE NOT is_default LOOP
-    EXECUTE format('DROP TABLE %s', p);
-  END LOOP;
-END $$;
+\i sql/include/drop_partitions.sql

@@ -84,14 +84,7 @@ INSERT INTO lambda_detect.storage_settings (events_retention) VALUES ('1 day');
 RESET ROLE;
 
 -- the partitions maintain() made go, so that later tests see an unpartitioned start
-DO $$
-DECLARE
-  p regclass;
-BEGIN
-  FOR p IN SELECT partition FROM lambda_detect.event_partitions WHERE NOT is_default LOOP
-    EXECUTE format('DROP TABLE %s', p);
-  END LOOP;
-END $$;
+\i sql/include/drop_partitions.sql
 TRUNCATE lambda_detect.maintenance_log;
 
 DROP OWNED BY regress_ingest, regress_analyst, regress_admin;

@@ -237,11 +237,4 @@ DROP EXTENSION dblink;
 
 -- back to a fresh start for the tests after this one
 DELETE FROM lambda_detect.storage_settings;
-DO $$
-DECLARE
-  p regclass;
-BEGIN
-  FOR p IN SELECT partition FROM lambda_detect.event_partitions WHERE NOT is_default LOOP
-    EXECUTE format('DROP TABLE %s', p);
-  END LOOP;
-END $$;
+\i sql/include/drop_partitions.sql

@@ -106,9 +106,9 @@ static SPIPlanPtr inbox_row_plan = NULL;
 static SPIPlanPtr documents_plan = NULL;
 
 /*
- * prepare_once prepares a statement the first time it is needed and keeps
- * the plan for the life of the backend.  Saved plans are revalidated by the
- * plan cache, so a DROP and CREATE EXTENSION in between is harmless.
+ * Statements are prepared the first time they are needed and kept for the
+ * life of the backend (PrepareKeptPlan).  Saved plans are revalidated by
+ * the plan cache, so a DROP and CREATE EXTENSION in between is harmless.
  *
  * Statements that claim inbox rows are planned afresh at each execution
  * (CURSOR_OPT_CUSTOM_PLAN): a generic plan made while the inbox was nearly
@@ -116,25 +116,9 @@ static SPIPlanPtr documents_plan = NULL;
  * making each batch cost the whole inbox.
  */
 static SPIPlanPtr
-prepare_with_options(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes,
-					 int cursor_options)
-{
-	if (*cache == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, argtypes, cursor_options);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
-		*cache = plan;
-	}
-	return *cache;
-}
-
-static SPIPlanPtr
 prepare_once(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
 {
-	return prepare_with_options(cache, sql, nargs, argtypes, 0);
+	return PrepareKeptPlan(cache, sql, nargs, argtypes, 0);
 }
 
 void
@@ -404,7 +388,7 @@ ingest_inbox_rows_one_by_one(int batch_size, int64 max_id, IngestCounts *result)
 	bool		same_code = true;
 	int			ret;
 
-	prepare_with_options(&lock_plan,
+	PrepareKeptPlan(&lock_plan,
 						 "SELECT id FROM lambda_detect.inbox WHERE id <= $2"
 						 " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
 						 2, argtypes, CURSOR_OPT_CUSTOM_PLAN);
@@ -484,7 +468,7 @@ IngestInboxBatch(const char *origin, int batch_size, int64 max_id, IngestCounts 
 	TimestampTz started_at = GetCurrentTimestamp();
 
 	memset(&result, 0, sizeof(result));
-	prepare_with_options(&inbox_batch_plan, inbox_batch_sql, 2, argtypes,
+	PrepareKeptPlan(&inbox_batch_plan, inbox_batch_sql, 2, argtypes,
 						 CURSOR_OPT_CUSTOM_PLAN);
 	work.plan = inbox_batch_plan;
 	work.args[0] = Int32GetDatum(batch_size);
