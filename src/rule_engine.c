@@ -8,10 +8,11 @@
  * the log a trigger on events keeps of Lambda permission and function URL
  * events, and each candidate's event by its key, which prunes to one
  * partition: a run costs what the number of candidates in its window
- * costs, whatever the size of events or its number of partitions.  Precise predicates are
- * evaluated in C, by the rule's matcher, and so are the rule's exceptions
- * (exceptions.c): a match an exception covers is counted as suppressed and
- * recorded in suppressed_matches instead of alerted.  Alerts are unique per
+ * costs, whatever the size of events or its number of partitions.
+ * Precise predicates are evaluated in C, by the rule's matcher, and so are
+ * the rule's options (rule_options.c) and exceptions (exceptions.c): a
+ * match they keep out is counted and recorded in suppressed_matches, a
+ * match of a grouping rule may join an open alert, any other is alerted.  Alerts are unique per
  * (rule, event): overlapping windows and re-runs never duplicate.  A run
  * creates at most max_signals new alerts; one that hits the cap says so
  * (truncated) and the worker follows it with a catch-up run at once.
@@ -96,8 +97,9 @@ static SPIPlanPtr mark_failed_plan = NULL;
 
 /*
  * Statements are prepared once per backend and their plans kept.  The
- * candidate query is planned afresh at each run instead (custom plan), so
- * that a plan made while events was small never outlives that.
+ * window query on the candidate log is planned afresh at each run instead
+ * (custom plan), so that a plan made while the log was small never
+ * outlives that.
  */
 static SPIPlanPtr
 prepare_kept(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
