@@ -7,7 +7,6 @@ use warnings;
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 
 my $attack = q({"eventID": "%s", "eventTime": "2026-11-01T10:00:00Z",
   "eventSource": "lambda.amazonaws.com", "eventName": "AddPermission20150331v2",
@@ -20,16 +19,12 @@ sub worker_pid
 		"SELECT pid FROM pg_stat_activity WHERE backend_type = 'lambda_detect worker'");
 }
 
-# Waits until the server log, from offset, matches pattern; returns true on a match.
+# Waits until the server log, from offset, matches pattern; true on a match,
+# false on a timeout (PostgreSQL::Test::Cluster's wait_for_log croaks then).
 sub wait_for_log_from
 {
 	my ($node, $pattern, $offset) = @_;
-	for (1 .. 10 * $PostgreSQL::Test::Utils::timeout_default)
-	{
-		return 1 if slurp_file($node->logfile, $offset) =~ $pattern;
-		usleep(100_000);
-	}
-	return 0;
+	return defined eval { $node->wait_for_log($pattern, $offset) };
 }
 
 my $node = PostgreSQL::Test::Cluster->new('primary');

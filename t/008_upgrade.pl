@@ -22,7 +22,6 @@ use File::Basename qw(dirname);
 use PostgreSQL::Test::Cluster;
 use PostgreSQL::Test::Utils;
 use Test::More;
-use Time::HiRes qw(usleep);
 
 my $fingerprint_sql = slurp_file(dirname(__FILE__) . '/sql/schema_fingerprint.sql');
 
@@ -70,16 +69,12 @@ sub fingerprints_match
 	diag("the fingerprints differ ($expected_label: -, $got_label: +):\n$diff");
 }
 
-# Waits until the server log, from offset, matches pattern; returns true on a match.
+# Waits until the server log, from offset, matches pattern; true on a match,
+# false on a timeout (PostgreSQL::Test::Cluster's wait_for_log croaks then).
 sub wait_for_log_from
 {
 	my ($node, $pattern, $offset) = @_;
-	for (1 .. 10 * $PostgreSQL::Test::Utils::timeout_default)
-	{
-		return 1 if slurp_file($node->logfile, $offset) =~ $pattern;
-		usleep(100_000);
-	}
-	return 0;
+	return defined eval { $node->wait_for_log($pattern, $offset) };
 }
 
 sub extversion
