@@ -355,6 +355,7 @@ DECLARE
     ahead    timestamptz;
     waiting  timestamptz;
     p        record;
+    t        record;
     n        bigint;
     -- LD_CANDIDATE_PREDICATE (src/lambda_detect.h), for a format() string
     candidate CONSTANT text :=
@@ -434,17 +435,40 @@ BEGIN
         END;
     END LOOP;
 
-    -- 4. the other tables, one bounded delete each
-    IF steps < max_steps AND horizon IS NOT NULL THEN
-        steps := steps + (lambda_detect.delete_expired('lambda_detect.rule_candidates',
-            pg_catalog.format('event_time < %L AND ingested_at < %L', horizon, examined),
-            s.step_rows, s.events_retention) <> 0)::integer;
-    END IF;
-    IF steps < max_steps AND horizon IS NOT NULL THEN
-        steps := steps + (lambda_detect.delete_expired('lambda_detect.suppressed_matches',
-            pg_catalog.format('suppressed_at < %L', horizon), s.step_rows, s.events_retention) <> 0)::integer;
-    END IF;
-    IF steps < max_steps AND s.alerts_retention IS NOT NULL THEN
+    -- 4. the other tables, one bounded delete each, in this order; a table
+    -- whose retention is NULL keeps its rows
+    FOR t IN
+        SELECT v.* FROM (VALUES
+            (1, 'lambda_detect.rule_candidates',
+             pg_catalog.format('event_time < %L AND ingested_at < %L', horizon, examined), s.events_retention),
+            (2, 'lambda_detect.suppressed_matches',
+             pg_catalog.format('suppressed_at < %L', horizon), s.events_retention),
+            (3, 'lambda_detect.alerts', NULL, s.alerts_retention),
+            -- the newest watermark of each rule says where its next run starts
+            (4, 'lambda_detect.rule_runs',
+             pg_catalog.format('started_at < %L AND status <> %L AND run_id NOT IN ('
+                               'SELECT DISTINCT ON (w.rule) w.run_id FROM lambda_detect.rule_runs w'
+                               ' WHERE w.complete_until IS NOT NULL'
+                               ' ORDER BY w.rule, w.complete_until DESC)',
+                               now_ - s.rule_runs_retention, 'running'), s.rule_runs_retention),
+            (5, 'lambda_detect.maintenance_log',
+             pg_catalog.format('logged_at < %L', now_ - s.rule_runs_retention), s.rule_runs_retention),
+            (6, 'lambda_detect.ingest_runs',
+             pg_catalog.format('started_at < %L', now_ - s.ingest_runs_retention), s.ingest_runs_retention),
+            (7, 'lambda_detect.ingest_errors',
+             pg_catalog.format('occurred_at < %L', now_ - s.ingest_errors_retention), s.ingest_errors_retention),
+            (8, 'lambda_detect.ingested_files',
+             pg_catalog.format('ingested_at < %L', now_ - s.ingested_files_retention), s.ingested_files_retention)
+        ) AS v(ord, target, condition, retention)
+        ORDER BY v.ord
+    LOOP
+        EXIT WHEN steps >= max_steps;
+        CONTINUE WHEN t.retention IS NULL;
+        IF t.condition IS NOT NULL THEN
+            steps := steps + (lambda_detect.delete_expired(t.target::pg_catalog.regclass, t.condition,
+                                  s.step_rows, t.retention) <> 0)::integer;
+            CONTINUE;
+        END IF;
         -- a closed alert goes with its occurrences, in one statement
         BEGIN
             WITH gone AS (
@@ -470,37 +494,7 @@ BEGIN
             VALUES ('skipped', 'lambda_detect.alerts', SQLERRM);
             steps := steps + 1;
         END;
-    END IF;
-    IF steps < max_steps AND s.rule_runs_retention IS NOT NULL THEN
-        -- the newest watermark of each rule says where its next run starts
-        steps := steps + (lambda_detect.delete_expired('lambda_detect.rule_runs',
-            pg_catalog.format('started_at < %L AND status <> %L AND run_id NOT IN ('
-                              'SELECT DISTINCT ON (w.rule) w.run_id FROM lambda_detect.rule_runs w'
-                              ' WHERE w.complete_until IS NOT NULL'
-                              ' ORDER BY w.rule, w.complete_until DESC)',
-                              now_ - s.rule_runs_retention, 'running'),
-            s.step_rows, s.rule_runs_retention) <> 0)::integer;
-    END IF;
-    IF steps < max_steps AND s.rule_runs_retention IS NOT NULL THEN
-        steps := steps + (lambda_detect.delete_expired('lambda_detect.maintenance_log',
-            pg_catalog.format('logged_at < %L', now_ - s.rule_runs_retention),
-            s.step_rows, s.rule_runs_retention) <> 0)::integer;
-    END IF;
-    IF steps < max_steps AND s.ingest_runs_retention IS NOT NULL THEN
-        steps := steps + (lambda_detect.delete_expired('lambda_detect.ingest_runs',
-            pg_catalog.format('started_at < %L', now_ - s.ingest_runs_retention),
-            s.step_rows, s.ingest_runs_retention) <> 0)::integer;
-    END IF;
-    IF steps < max_steps AND s.ingest_errors_retention IS NOT NULL THEN
-        steps := steps + (lambda_detect.delete_expired('lambda_detect.ingest_errors',
-            pg_catalog.format('occurred_at < %L', now_ - s.ingest_errors_retention),
-            s.step_rows, s.ingest_errors_retention) <> 0)::integer;
-    END IF;
-    IF steps < max_steps AND s.ingested_files_retention IS NOT NULL THEN
-        steps := steps + (lambda_detect.delete_expired('lambda_detect.ingested_files',
-            pg_catalog.format('ingested_at < %L', now_ - s.ingested_files_retention),
-            s.step_rows, s.ingested_files_retention) <> 0)::integer;
-    END IF;
+    END LOOP;
 
     RETURN QUERY
     SELECT l.action, l.target, l.rows FROM lambda_detect.maintenance_log l
