@@ -44,6 +44,7 @@ PG_FUNCTION_INFO_V1(ld_normalize);
 #define MAX_EVENT_ID_LEN	512
 #define MAX_ARN_LEN			2048
 #define MAX_ACCESS_KEY_ID_LEN	128
+#define MAX_ACCOUNT_ID_LEN	128
 
 /* output columns of normalize(), in order */
 enum
@@ -454,6 +455,15 @@ normalize_record(NormalizeState *state, JsonbValue *rec_value, Jsonb *rec_jsonb,
 						  "%s is not a string", optional[i].key);
 			return;
 		}
+	}
+	/* recipientAccountId is in the keys of events and alerts: it must fit an index */
+	if (!row.nulls[COL_RECIPIENT_ACCOUNT_ID] &&
+		VARSIZE_ANY_EXHDR(DatumGetPointer(row.values[COL_RECIPIENT_ACCOUNT_ID])) >
+		MAX_ACCOUNT_ID_LEN)
+	{
+		emit_rejected(state, location, "22001", "field_too_long", rec_jsonb,
+					  "recipientAccountId is longer than %d bytes", MAX_ACCOUNT_ID_LEN);
+		return;
 	}
 
 	/* userIdentity: who made the call */
