@@ -43,12 +43,13 @@ DATA_built = lambda_detect--$(EXTVERSION).sql
 # followed by the parts added since <from> (docs/upgrades.md).
 UPGRADE_1.0--1.1 = schema/10_rule_options.sql schema/11_event_partitions.sql \
 	schema/12_rule_candidates.sql schema/13_alerts_ecs.sql \
-	schema/14_storage_maintenance.sql schema/15_notify_payload.sql
+	schema/14_storage_maintenance.sql schema/15_notify_payload.sql \
+	schema/16_distribution_keys.sql
 DATA_built += lambda_detect--1.0--1.1.sql
 DATA = $(wildcard schema/releases/lambda_detect--*.sql) \
 	$(wildcard schema/upgrades/lambda_detect--*--*.sql)
 
-REGRESS = normalize ingest_inbox ingest_files rule_seed rule_window rule_companions rule_options exceptions storage notify_payload explain security privileges settings investigation triage
+REGRESS = normalize ingest_inbox ingest_files rule_seed rule_window rule_companions rule_options exceptions storage notify_payload explain security privileges settings investigation triage citus_compat
 REGRESS_OPTS = --inputdir=. --outputdir=.
 
 PG_CPPFLAGS = -I$(srcdir)/src -DLAMBDA_DETECT_VERSION=\"$(EXTVERSION)\"

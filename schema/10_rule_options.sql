@@ -121,20 +121,25 @@ CREATE INDEX alerts_group_idx ON lambda_detect.alerts (rule, group_key, event_ti
 COMMENT ON INDEX lambda_detect.alerts_group_idx IS
     'The open group a new match joins, found without reading the rule''s other alerts';
 
+-- The account of the event is in the key (and NOT NULL, '' when unknown):
+-- under the Citus plan (docs/scaling.md) this table is distributed by
+-- account, colocated with events.
 CREATE TABLE lambda_detect.alert_occurrences (
     rule       text        NOT NULL,
     event_id   text        NOT NULL,
+    account_id text        NOT NULL DEFAULT '',
     alert_id   bigint      NOT NULL,
     event_time timestamptz NOT NULL,
     run_id     bigint      NOT NULL,
     grouped_at timestamptz NOT NULL DEFAULT now(),
-    CONSTRAINT alert_occurrences_pkey PRIMARY KEY (rule, event_id)
+    CONSTRAINT alert_occurrences_pkey PRIMARY KEY (rule, event_id, account_id)
 );
 
 COMMENT ON TABLE lambda_detect.alert_occurrences IS
-    'Matches folded into an existing alert by grouping (rules.group_by), one row per (rule, event): never alerted twice, never lost';
+    'Matches folded into an existing alert by grouping (rules.group_by), one row per (rule, event and its account): never alerted twice, never lost';
 COMMENT ON COLUMN lambda_detect.alert_occurrences.rule IS 'The rule that matched';
 COMMENT ON COLUMN lambda_detect.alert_occurrences.event_id IS 'The CloudTrail eventID that matched (see events)';
+COMMENT ON COLUMN lambda_detect.alert_occurrences.account_id IS 'The event''s account (events.recipient_account_id; '''' when the event names none)';
 COMMENT ON COLUMN lambda_detect.alert_occurrences.alert_id IS 'The alert it was folded into (alerts.alert_id; no foreign key, so that alerts can be truncated or moved to other nodes)';
 COMMENT ON COLUMN lambda_detect.alert_occurrences.event_time IS 'When that API call happened';
 COMMENT ON COLUMN lambda_detect.alert_occurrences.run_id IS 'The rule_runs row that folded it';

@@ -17,6 +17,16 @@
 -- apart they were ingested does not matter.  (A record that reuses an
 -- eventID with another eventTime is not a copy of the same event.)
 --
+-- The key also holds recipient_account_id, which is NOT NULL: Citus, on
+-- which events would be distributed by account (docs/scaling.md), needs
+-- the distribution column in every unique key and refuses NULL in it.  An
+-- eventID is unique per recipient account (CloudTrail gives each account's
+-- copy of a cross-account call its own eventID, and the copies share a
+-- sharedEventID), and a copy of an event carries its recipientAccountId as
+-- it carries its eventTime, so the key deduplicates as before.  A record
+-- without recipientAccountId is stored under '' (never lost); the rules
+-- treat '' as an unknown account, as they treated NULL.
+--
 -- The conversion below works on any contents, so a fresh install (empty
 -- events, created by 02_events.sql) and the update from 1.0 (events with
 -- data) run the same statements: the table is rebuilt partitioned with the
@@ -117,8 +127,13 @@ BEGIN
         INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING COMMENTS
         INCLUDING STORAGE INCLUDING COMPRESSION
     ) PARTITION BY RANGE (event_time);
+    -- 1.0 stored a missing recipientAccountId as NULL
+    UPDATE lambda_detect.events_1_0 SET recipient_account_id = ''
+     WHERE recipient_account_id IS NULL;
     ALTER TABLE lambda_detect.events
-        ADD CONSTRAINT events_pkey PRIMARY KEY (event_id, event_time);
+        ALTER COLUMN recipient_account_id SET DEFAULT '',
+        ALTER COLUMN recipient_account_id SET NOT NULL,
+        ADD CONSTRAINT events_pkey PRIMARY KEY (event_id, event_time, recipient_account_id);
     FOR i IN 1 .. COALESCE(pg_catalog.array_length(index_defs, 1), 0) LOOP
         EXECUTE index_defs[i];
         EXECUTE index_cmts[i];
@@ -149,9 +164,11 @@ END
 $convert$;
 
 COMMENT ON TABLE lambda_detect.events IS
-    'Normalized CloudTrail events, one row per event (its eventID, with the eventTime every copy carries), partitioned by event time (see event_partitions)';
+    'Normalized CloudTrail events, one row per event (its eventID, with the eventTime and recipientAccountId every copy carries), partitioned by event time (see event_partitions)';
 COMMENT ON CONSTRAINT events_pkey ON lambda_detect.events IS
-    'One row per eventID: duplicates of an event carry its eventTime, so they meet in one partition';
+    'One row per eventID: duplicates of an event carry its eventTime and recipientAccountId, so they meet in one partition (and would meet in one Citus shard)';
+COMMENT ON COLUMN lambda_detect.events.recipient_account_id IS
+    'CloudTrail recipientAccountId: the account that owns the resource; '''' (empty) when the record names none (never NULL: it is in the key, and the distribution column of the Citus plan)';
 COMMENT ON TABLE lambda_detect.events_default IS
     'Events whose time has no partition yet: lambda_detect.maintain() drains them into partitions (only events dated beyond partitions_ahead wait here)';
 

@@ -18,27 +18,35 @@
 -- logged (a partition is filled before it is attached, so it fires
 -- nothing).  maintain() deletes the log rows of expired events.
 
+--
+-- Its key is the key of events, the account included, so that under the
+-- Citus plan (docs/scaling.md) the log can be distributed by account and
+-- colocated with events; what its triggers need there is said in that
+-- document.
+
 CREATE TABLE lambda_detect.rule_candidates (
-    event_id    text        NOT NULL,
-    event_time  timestamptz NOT NULL,
-    ingested_at timestamptz NOT NULL,
-    CONSTRAINT rule_candidates_pkey PRIMARY KEY (event_id, event_time)
+    event_id             text        NOT NULL,
+    event_time           timestamptz NOT NULL,
+    recipient_account_id text        NOT NULL,
+    ingested_at          timestamptz NOT NULL,
+    CONSTRAINT rule_candidates_pkey PRIMARY KEY (event_id, event_time, recipient_account_id)
 );
 
 COMMENT ON TABLE lambda_detect.rule_candidates IS
     'The rules'' candidate events (Lambda AddPermission and function URL calls), one row per event, kept by a trigger on events: what a rule run reads, whatever the number of partitions';
 COMMENT ON COLUMN lambda_detect.rule_candidates.event_id IS 'The event''s eventID (events.event_id)';
 COMMENT ON COLUMN lambda_detect.rule_candidates.event_time IS 'The event''s eventTime (events.event_time): with event_id, the key that finds its partition';
+COMMENT ON COLUMN lambda_detect.rule_candidates.recipient_account_id IS 'The event''s account (events.recipient_account_id, '''' when unknown): with event_id and event_time, the key of events';
 COMMENT ON COLUMN lambda_detect.rule_candidates.ingested_at IS 'When the event was stored (events.ingested_at): rule windows are on this time';
 
 CREATE INDEX rule_candidates_window_idx
-    ON lambda_detect.rule_candidates (ingested_at, event_time, event_id);
+    ON lambda_detect.rule_candidates (ingested_at, event_time, event_id, recipient_account_id);
 COMMENT ON INDEX lambda_detect.rule_candidates_window_idx IS
-    'A rule run''s window, in the order the run examines it';
+    'A rule run''s window, in the order the run examines it, with the whole key of each event (an index-only scan)';
 
 -- The events already stored (the update from 1.0) are logged once.
-INSERT INTO lambda_detect.rule_candidates (event_id, event_time, ingested_at)
-SELECT e.event_id, e.event_time, e.ingested_at
+INSERT INTO lambda_detect.rule_candidates (event_id, event_time, recipient_account_id, ingested_at)
+SELECT e.event_id, e.event_time, e.recipient_account_id, e.ingested_at
   FROM lambda_detect.events e
  WHERE e.event_source = 'lambda.amazonaws.com'
    AND (e.event_name LIKE 'AddPermission%' OR e.event_name LIKE 'CreateFunctionUrlConfig%'
@@ -50,9 +58,11 @@ LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    INSERT INTO lambda_detect.rule_candidates AS c (event_id, event_time, ingested_at)
-    VALUES (NEW.event_id, NEW.event_time, NEW.ingested_at)
-    ON CONFLICT (event_id, event_time) DO UPDATE SET ingested_at = EXCLUDED.ingested_at;
+    INSERT INTO lambda_detect.rule_candidates AS c
+        (event_id, event_time, recipient_account_id, ingested_at)
+    VALUES (NEW.event_id, NEW.event_time, NEW.recipient_account_id, NEW.ingested_at)
+    ON CONFLICT (event_id, event_time, recipient_account_id)
+        DO UPDATE SET ingested_at = EXCLUDED.ingested_at;
     RETURN NULL;
 END;
 $$;

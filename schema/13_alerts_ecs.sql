@@ -19,7 +19,7 @@ SELECT a.alert_id                       AS "lambda_detect.alert_id",
        a.event_id                       AS "event.id",
        e.outcome                        AS "event.outcome",
        'aws'::text                      AS "cloud.provider",
-       a.account_id                     AS "cloud.account.id",
+       NULLIF(a.account_id, '')         AS "cloud.account.id",
        a.aws_region                     AS "cloud.region",
        a.source_ip                      AS "source.ip",
        a.source_address                 AS "source.address",
@@ -72,7 +72,7 @@ COMMENT ON COLUMN lambda_detect.alerts_ecs."event.action" IS 'alerts.event_name:
 COMMENT ON COLUMN lambda_detect.alerts_ecs."event.id" IS 'alerts.event_id: CloudTrail eventID';
 COMMENT ON COLUMN lambda_detect.alerts_ecs."event.outcome" IS 'events.outcome: success or failure';
 COMMENT ON COLUMN lambda_detect.alerts_ecs."cloud.provider" IS 'Always aws';
-COMMENT ON COLUMN lambda_detect.alerts_ecs."cloud.account.id" IS 'alerts.account_id: CloudTrail recipientAccountId';
+COMMENT ON COLUMN lambda_detect.alerts_ecs."cloud.account.id" IS 'alerts.account_id: CloudTrail recipientAccountId; NULL when the event named none (alerts.account_id is then empty)';
 COMMENT ON COLUMN lambda_detect.alerts_ecs."cloud.region" IS 'alerts.aws_region: CloudTrail awsRegion';
 COMMENT ON COLUMN lambda_detect.alerts_ecs."source.ip" IS 'alerts.source_ip: sourceIPAddress when an address';
 COMMENT ON COLUMN lambda_detect.alerts_ecs."source.address" IS 'alerts.source_address: sourceIPAddress verbatim';

@@ -17,7 +17,8 @@
 -- text stays under NOTIFY's 8000-byte limit whatever the alert held: first
 -- at 256 characters, then 64, then 16.  At 64 the payload always fits (ten
 -- text values of at most 64 characters, each at most 6 bytes once escaped),
--- so the last pass is a margin, not a hope.
+-- so the last pass is a margin, not a hope.  An alert whose event named no
+-- account has account_id '' in its row and null here, as in 1.0.
 CREATE OR REPLACE FUNCTION lambda_detect.alert_notify_payload(a lambda_detect.alerts, kind text)
 RETURNS text
 LANGUAGE plpgsql STABLE
@@ -44,7 +45,7 @@ BEGIN
             doc := doc || pg_catalog.jsonb_build_object(
                 'event_id', pg_catalog.left(a.event_id, cut),
                 'event_time', a.event_time,
-                'account_id', pg_catalog.left(a.account_id, cut),
+                'account_id', pg_catalog.left(NULLIF(a.account_id, ''), cut),
                 'aws_region', pg_catalog.left(a.aws_region, cut),
                 'function_name', pg_catalog.left(a.function_name, cut),
                 'statement_id', pg_catalog.left(a.statement_id, cut),

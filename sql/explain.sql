@@ -2,8 +2,9 @@
 -- nor its number of partitions: a run reads its window from the candidate
 -- log rule_candidates (kept by a trigger on events, holding only Lambda
 -- permission and function URL events), then each candidate's event by its
--- key (event_id, event_time), which prunes to one partition.  Shown here
--- with 95 daily partitions, as 90 days of retention and a few ahead make.
+-- key (event_id, event_time, recipient_account_id), which prunes to one
+-- partition.  Shown here with 95 daily partitions, as 90 days of retention
+-- and a few ahead make.
 \set VERBOSITY terse
 \i sql/include/fresh_state.sql
 
@@ -36,24 +37,27 @@ SELECT (SELECT count(*) FROM lambda_detect.rule_candidates) AS logged_candidates
 -- the rule engine's two statements (src/rule_engine.c), word for word:
 -- the window, from the log
 PREPARE run_window(timestamptz, timestamptz) AS
-SELECT c.event_id, c.event_time FROM lambda_detect.rule_candidates c
+SELECT c.event_id, c.event_time, c.recipient_account_id
+  FROM lambda_detect.rule_candidates c
  WHERE c.ingested_at >= $1 AND c.ingested_at <= $2
  ORDER BY c.ingested_at, c.event_time, c.event_id;
 SET plan_cache_mode = force_generic_plan;
 EXPLAIN (COSTS OFF) EXECUTE run_window(now() - interval '1 hour', now());
 RESET plan_cache_mode;
 -- and each candidate's event
-PREPARE candidate(text, timestamptz, text) AS
+PREPARE candidate(text, timestamptz, text, text) AS
 SELECT e.event_id, e.event_source, e.event_name, e.error_code,
        e.error_message, e.request_parameters,
        EXISTS (SELECT 1 FROM lambda_detect.alerts a
-                WHERE a.rule = $3 AND a.event_id = e.event_id)
+                WHERE a.rule = $3 AND a.event_id = e.event_id
+                  AND a.account_id = e.recipient_account_id)
        OR EXISTS (SELECT 1 FROM lambda_detect.alert_occurrences o
-                  WHERE o.rule = $3 AND o.event_id = e.event_id),
+                  WHERE o.rule = $3 AND o.event_id = e.event_id
+                    AND o.account_id = e.recipient_account_id),
        e.recipient_account_id, e.aws_region, e.actor_arn, e.source_ip,
        e.source_address, e.user_agent, e.event_time
   FROM lambda_detect.events e
- WHERE e.event_id = $1 AND e.event_time = $2
+ WHERE e.event_id = $1 AND e.event_time = $2 AND e.recipient_account_id = $4
    AND e.event_source = 'lambda.amazonaws.com' AND (e.event_name LIKE 'AddPermission%' OR e.event_name LIKE 'CreateFunctionUrlConfig%' OR e.event_name LIKE 'UpdateFunctionUrlConfig%');
 SELECT event_time AS cand_time FROM lambda_detect.events WHERE event_id = 'cand-3' \gset
 
@@ -70,7 +74,7 @@ DECLARE
   plan jsonb;
 BEGIN
   EXECUTE format('EXPLAIN (FORMAT JSON, COSTS OFF, ANALYZE, BUFFERS, TIMING OFF, SUMMARY OFF) '
-                 'EXECUTE candidate(%L, %L, %L)', 'cand-3', t, 'lambda-public-invocation') INTO plan;
+                 'EXECUTE candidate(%L, %L, %L, %L)', 'cand-3', t, 'lambda-public-invocation', '') INTO plan;
   RETURN plan -> 0 -> 'Plan';
 END $$;
 

@@ -268,23 +268,25 @@ FindRuleException(const RuleExceptions *exceptions, const ExceptionSubject *subj
  * (rule, event): a re-run that suppresses the same match again keeps the
  * first row, as alerts keep the first alert.  The cause is an exception
  * (exception_id) or, with exception_id 0, the rule's skip_scoped_by entry
- * scoped_by (rule_options.c).
+ * scoped_by (rule_options.c).  account is the event's, as stored ('' when
+ * it named none): the event is its eventID within its account.
  */
 void
 RecordSuppressedMatch(int64 run_id, const char *rule, const char *event_id,
-					  int64 exception_id, const char *scoped_by)
+					  const char *account, int64 exception_id, const char *scoped_by)
 {
-	Oid			argtypes[5] = {INT8OID, TEXTOID, TEXTOID, INT8OID, TEXTOID};
-	Datum		values[5];
-	char		nulls[5] = {' ', ' ', ' ', ' ', ' '};
+	Oid			argtypes[6] = {INT8OID, TEXTOID, TEXTOID, INT8OID, TEXTOID, TEXTOID};
+	Datum		values[6];
+	char		nulls[6] = {' ', ' ', ' ', ' ', ' ', ' '};
 	int			ret;
 
 	PrepareKeptPlan(&record_plan,
 					"INSERT INTO lambda_detect.suppressed_matches"
-					" (run_id, rule, event_id, exception_id, scoped_by, suppressed_at)"
-					" VALUES ($1, $2, $3, $4, $5, clock_timestamp())"
-					" ON CONFLICT (rule, event_id) DO NOTHING",
-					5, argtypes, 0);
+					" (run_id, rule, event_id, exception_id, scoped_by, account_id,"
+					"  suppressed_at)"
+					" VALUES ($1, $2, $3, $4, $5, $6, clock_timestamp())"
+					" ON CONFLICT (rule, event_id, account_id) DO NOTHING",
+					6, argtypes, 0);
 	values[0] = Int64GetDatum(run_id);
 	values[1] = CStringGetTextDatum(rule);
 	values[2] = CStringGetTextDatum(event_id);
@@ -295,6 +297,7 @@ RecordSuppressedMatch(int64 run_id, const char *rule, const char *event_id,
 		values[4] = CStringGetTextDatum(scoped_by);
 	else
 		nulls[4] = 'n';
+	values[5] = CStringGetTextDatum(account);
 	ret = SPI_execute_plan(record_plan, values, nulls, false, 0);
 	if (ret != SPI_OK_INSERT)
 		elog(ERROR, "could not record suppressed match: %s", SPI_result_code_string(ret));

@@ -6,7 +6,7 @@
  *
  * One SQL statement does a whole batch: it claims inbox rows (or takes the
  * documents of a file), runs normalize() over them, inserts the events with
- * ON CONFLICT (event_id) DO NOTHING, dead-letters the rejects and counts
+ * ON CONFLICT on their key DO NOTHING, dead-letters the rejects and counts
  * everything.  Because claiming (DELETE ... RETURNING) and storing happen in
  * one statement of one transaction, a crash at any point loses and
  * duplicates nothing.
@@ -42,6 +42,12 @@ PG_FUNCTION_INFO_V1(ld_ingest_now);
 /*
  * The part of the batch statement after the "claimed" CTE, which must yield
  * (inbox_id, received_at, source, doc_location, payload).
+ *
+ * The key of events is (event_id, event_time, recipient_account_id): copies
+ * of an event carry all three.  A record without recipientAccountId (NULL
+ * from normalize()) is stored under '': the account is NOT NULL, being the
+ * distribution column of the Citus plan (docs/scaling.md), and an event is
+ * never dropped for lacking one.
  */
 #define INGEST_STATEMENT_TAIL \
 	"n AS MATERIALIZED (" \
@@ -54,11 +60,12 @@ PG_FUNCTION_INFO_V1(ld_ingest_now);
 	"     user_name, source_ip, source_address, user_agent, error_code, error_message," \
 	"     outcome, read_only, request_id, request_parameters, response_elements, record)" \
 	"  SELECT n.event_id, n.event_time, n.event_source, n.event_name, n.event_type, n.aws_region," \
-	"     n.recipient_account_id, n.actor_account_id, n.actor_arn, n.actor_type, n.access_key_id," \
+	"     COALESCE(n.recipient_account_id, ''), n.actor_account_id, n.actor_arn, n.actor_type," \
+	"     n.access_key_id," \
 	"     n.user_name, n.source_ip, n.source_address, n.user_agent, n.error_code, n.error_message," \
 	"     n.outcome, n.read_only, n.request_id, n.request_parameters, n.response_elements, n.record" \
 	"    FROM n WHERE n.status = 'event'" \
-	"  ON CONFLICT (event_id, event_time) DO NOTHING" \
+	"  ON CONFLICT (event_id, event_time, recipient_account_id) DO NOTHING" \
 	"  RETURNING e.event_source, e.event_name)," \
 	" rejected AS (" \
 	"  INSERT INTO lambda_detect.ingest_errors" \

@@ -196,7 +196,8 @@ typedef struct RuleCandidate
 	const char *event_name;
 	const char *error_code;
 	const char *error_message;
-	const char *recipient_account_id;	/* the account that owns the function */
+	const char *recipient_account_id;	/* the account that owns the function;
+										 * NULL when unknown (stored as '') */
 	Jsonb	   *request_parameters;
 } RuleCandidate;
 
@@ -272,8 +273,8 @@ extern int	RuleExceptionCount(const RuleExceptions *exceptions);
 extern int64 FindRuleException(const RuleExceptions *exceptions,
 							   const ExceptionSubject *subject);
 extern void RecordSuppressedMatch(int64 run_id, const char *rule,
-								  const char *event_id, int64 exception_id,
-								  const char *scoped_by);
+								  const char *event_id, const char *account,
+								  int64 exception_id, const char *scoped_by);
 extern bool GlobMatch(const char *pattern, const char *text);
 
 /* rule_options.c: skip_scoped_by and grouping */
@@ -285,7 +286,8 @@ extern const char *RuleScopedOut(const RuleRunState *state, const RuleCandidate 
 extern void BuildGroupKey(const RuleRunState *state, const char *const *values,
 						  Datum *keys, Datum *vals);
 extern int64 JoinAlertGroup(RuleRunState *state, const char *event_id,
-							TimestampTz event_time, Datum keys, Datum vals);
+							const char *account, TimestampTz event_time,
+							Datum keys, Datum vals);
 
 /* worker_privileges.c */
 extern void CheckWorkerPrivileges(void);

@@ -13,7 +13,12 @@
  * the rule's options (rule_options.c) and exceptions (exceptions.c): a
  * match they keep out is counted and recorded in suppressed_matches, a
  * match of a grouping rule may join an open alert, any other is alerted.  Alerts are unique per
- * (rule, event): overlapping windows and re-runs never duplicate.  A run
+ * (rule, event): overlapping windows and re-runs never duplicate.  An event
+ * is its key (event_id, event_time, recipient_account_id), and every
+ * statement here names all of it, so that under the Citus plan
+ * (docs/scaling.md) each goes to one shard; an account stored as '' (the
+ * event named none) reaches the matchers, exceptions and grouping as NULL,
+ * unknown, as before the account was part of the key.  A run
  * creates at most max_signals new alerts; one that hits the cap says so
  * (truncated) and the worker follows it with a catch-up run at once.
  *
@@ -359,17 +364,18 @@ RuleRunStart(const char *rule, const char *trigger, TimestampTz as_of,
  * matcher set it.  For a grouping rule, group_keys and group_values are
  * the group key (BuildGroupKey); otherwise (Datum) 0.  Returns false when
  * the (rule, event) alert already existed (a concurrent run made it first).
+ * account is the event's, as stored ('' when it named none).
  */
 static bool
 create_alert(RuleRunState *state, const char *event_id, TimestampTz event_time,
-			 const char *reason, const char *function_arn, const RuleGrant *grant,
-			 Datum group_keys, Datum group_values)
+			 const char *account, const char *reason, const char *function_arn,
+			 const RuleGrant *grant, Datum group_keys, Datum group_values)
 {
-	Oid			argtypes[16] = {TEXTOID, INT4OID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
+	Oid			argtypes[17] = {TEXTOID, INT4OID, INT8OID, TEXTOID, INT4OID, TEXTOID, TEXTOID,
 		TEXTOID, BOOLOID, TEXTOID, TEXTOID, TEXTOID, TEXTARRAYOID, TEXTARRAYOID, INTERVALOID,
-	TIMESTAMPTZOID};
-	Datum		values[16];
-	char		nulls[16];
+	TIMESTAMPTZOID, TEXTOID};
+	Datum		values[17];
+	char		nulls[17];
 	int			ret;
 	bool		created;
 
@@ -397,10 +403,10 @@ create_alert(RuleRunState *state, const char *event_id, TimestampTz event_time,
 				 "   LATERAL (SELECT CASE WHEN jsonb_typeof(e.request_parameters) = 'object'"
 				 "                        THEN e.request_parameters"
 				 "                        ELSE '{}'::jsonb END AS rp) p"
-				 " WHERE e.event_id = $7 AND e.event_time = $16"
-				 " ON CONFLICT (rule, event_id) DO NOTHING"
+				 " WHERE e.event_id = $7 AND e.event_time = $16 AND e.recipient_account_id = $17"
+				 " ON CONFLICT (rule, event_id, account_id) DO NOTHING"
 				 " RETURNING a.alert_id",
-				 16, argtypes);
+				 17, argtypes);
 
 	memset(nulls, ' ', sizeof(nulls));
 	values[0] = CStringGetTextDatum(state->rule);
@@ -436,6 +442,7 @@ create_alert(RuleRunState *state, const char *event_id, TimestampTz event_time,
 	else
 		nulls[12] = nulls[13] = nulls[14] = 'n';
 	values[15] = TimestampTzGetDatum(event_time);
+	values[16] = CStringGetTextDatum(account);
 	ret = SPI_execute_plan(alert_plan, values, nulls, false, 0);
 	if (ret != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not create alert: %s", SPI_result_code_string(ret));
@@ -481,16 +488,18 @@ fill_exception_subject(ExceptionSubject *s, HeapTuple tup, TupleDesc desc,
 
 /*
  * fetch_candidate reads the event of one logged candidate (columns
- * event_id, event_time of row) with what the run needs of it, or returns
- * NULL when the event is gone.  Its key names one partition: the lookup
- * reads that partition's primary key, however many partitions there are.
- * The caller frees the result.
+ * event_id, event_time, recipient_account_id of row) with what the run
+ * needs of it, or returns NULL when the event is gone.  Its key names one
+ * partition: the lookup reads that partition's primary key, however many
+ * partitions there are.  The duplicate checks name the account too, so
+ * that they read one shard under the Citus plan.  The caller frees the
+ * result.
  */
 static SPITupleTable *
 fetch_candidate(HeapTuple row, TupleDesc rowdesc, Datum rule_name)
 {
-	Oid			argtypes[3] = {TEXTOID, TIMESTAMPTZOID, TEXTOID};
-	Datum		values[3];
+	Oid			argtypes[4] = {TEXTOID, TIMESTAMPTZOID, TEXTOID, TEXTOID};
+	Datum		values[4];
 	bool		isnull;
 	int			ret;
 
@@ -498,18 +507,21 @@ fetch_candidate(HeapTuple row, TupleDesc rowdesc, Datum rule_name)
 					"SELECT e.event_id, e.event_source, e.event_name, e.error_code,"
 					"       e.error_message, e.request_parameters,"
 					"       EXISTS (SELECT 1 FROM lambda_detect.alerts a"
-					"                WHERE a.rule = $3 AND a.event_id = e.event_id)"
+					"                WHERE a.rule = $3 AND a.event_id = e.event_id"
+					"                  AND a.account_id = e.recipient_account_id)"
 					"       OR EXISTS (SELECT 1 FROM lambda_detect.alert_occurrences o"
-					"                  WHERE o.rule = $3 AND o.event_id = e.event_id),"
+					"                  WHERE o.rule = $3 AND o.event_id = e.event_id"
+					"                    AND o.account_id = e.recipient_account_id),"
 					"       e.recipient_account_id, e.aws_region, e.actor_arn, e.source_ip,"
 					"       e.source_address, e.user_agent, e.event_time"
 					"  FROM lambda_detect.events e"
-					" WHERE e.event_id = $1 AND e.event_time = $2"
+					" WHERE e.event_id = $1 AND e.event_time = $2 AND e.recipient_account_id = $4"
 					"   AND " LD_CANDIDATE_PREDICATE("e"),
-					3, argtypes, 0);
+					4, argtypes, 0);
 	values[0] = SPI_getbinval(row, rowdesc, 1, &isnull);
 	values[1] = SPI_getbinval(row, rowdesc, 2, &isnull);
 	values[2] = rule_name;
+	values[3] = SPI_getbinval(row, rowdesc, 3, &isnull);
 	ret = SPI_execute_plan(candidate_event_plan, values, NULL, false, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not read candidate event: %s", SPI_result_code_string(ret));
@@ -582,7 +594,8 @@ execute_rule(void *arg)
 	RuleExceptions *exceptions;
 
 	PrepareKeptPlan(&candidates_plan,
-					"SELECT c.event_id, c.event_time FROM lambda_detect.rule_candidates c"
+					"SELECT c.event_id, c.event_time, c.recipient_account_id"
+					"  FROM lambda_detect.rule_candidates c"
 					" WHERE c.ingested_at >= $1 AND c.ingested_at <= $2"
 					" ORDER BY c.ingested_at, c.event_time, c.event_id",
 					2, argtypes, CURSOR_OPT_CUSTOM_PLAN);
@@ -642,6 +655,7 @@ execute_rule(void *arg)
 			bool		matched;
 			Datum		params;
 			char	   *event_id;
+			char	   *account;
 			char	   *function_name = NULL;
 			char	   *function_arn;
 			int64		exception_id = 0;
@@ -669,7 +683,9 @@ execute_rule(void *arg)
 			c.error_message = nullable_text(tup, desc, 5);
 			params = SPI_getbinval(tup, desc, 6, &isnull);
 			c.request_parameters = isnull ? NULL : DatumGetJsonbP(params);
-			c.recipient_account_id = nullable_text(tup, desc, 8);
+			/* '' is stored for an event that named no account: unknown */
+			account = nullable_text(tup, desc, 8);
+			c.recipient_account_id = (account[0] != '\0') ? account : NULL;
 
 			resetStringInfo(&reason);
 			memset(&grant, 0, sizeof(grant));
@@ -710,18 +726,21 @@ execute_rule(void *arg)
 			if (scope != NULL)
 			{
 				state->scoped_out++;
-				RecordSuppressedMatch(state->run_id, state->rule, event_id, 0, scope);
+				RecordSuppressedMatch(state->run_id, state->rule, event_id, account, 0,
+									  scope);
 				continue;
 			}
 			if (exception_id != 0)
 			{
 				state->suppressed++;
-				RecordSuppressedMatch(state->run_id, state->rule, event_id, exception_id, NULL);
+				RecordSuppressedMatch(state->run_id, state->rule, event_id, account,
+									  exception_id, NULL);
 				continue;
 			}
 			event_time = DatumGetTimestampTz(SPI_getbinval(tup, desc, 14, &isnull));
 			if (group_keys != (Datum) 0 &&
-				JoinAlertGroup(state, event_id, event_time, group_keys, group_values) != 0)
+				JoinAlertGroup(state, event_id, account, event_time, group_keys,
+							   group_values) != 0)
 			{
 				state->grouped++;
 				continue;
@@ -735,8 +754,8 @@ execute_rule(void *arg)
 			}
 			/* JoinAlertGroup's SPI call left SPI's context current */
 			MemoryContextSwitchTo(rowcxt);
-			if (create_alert(state, event_id, event_time, reason.data, function_arn, &grant,
-							 group_keys, group_values))
+			if (create_alert(state, event_id, event_time, account, reason.data, function_arn,
+							 &grant, group_keys, group_values))
 				state->alerts_created++;
 			else
 				state->duplicates++;

@@ -307,15 +307,17 @@ BuildGroupKey(const RuleRunState *state, const char *const *values,
  * the group lies within group_window of the event (the caller then creates
  * one).  The candidate query skips events already folded, and runs of a
  * rule never overlap, so the occurrence is new: were it not, the unique
- * key fails the run rather than let the event open a second alert.
+ * key fails the run rather than let the event open a second alert.  The
+ * occurrence records its event's account (as stored, '' when unknown),
+ * which need not be the alert's when group_by does not hold account_id.
  */
 int64
-JoinAlertGroup(RuleRunState *state, const char *event_id, TimestampTz event_time,
-			   Datum keys, Datum vals)
+JoinAlertGroup(RuleRunState *state, const char *event_id, const char *account,
+			   TimestampTz event_time, Datum keys, Datum vals)
 {
-	Oid			argtypes[6] = {TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID,
-		TIMESTAMPTZOID, INT8OID};
-	Datum		values[6];
+	Oid			argtypes[7] = {TEXTOID, TEXTARRAYOID, TEXTARRAYOID, TEXTOID,
+		TIMESTAMPTZOID, INT8OID, TEXTOID};
+	Datum		values[7];
 	bool		isnull;
 	int64		alert_id = 0;
 	int			ret;
@@ -331,8 +333,8 @@ JoinAlertGroup(RuleRunState *state, const char *event_id, TimestampTz event_time
 					"   FOR UPDATE),"
 					" o AS ("
 					"  INSERT INTO lambda_detect.alert_occurrences"
-					"   (rule, event_id, alert_id, event_time, run_id, grouped_at)"
-					"  SELECT $1, $4, g.alert_id, $5, $6, clock_timestamp() FROM g"
+					"   (rule, event_id, account_id, alert_id, event_time, run_id, grouped_at)"
+					"  SELECT $1, $4, $7, g.alert_id, $5, $6, clock_timestamp() FROM g"
 					"  RETURNING alert_id)"
 					" UPDATE lambda_detect.alerts a"
 					"    SET occurrences = a.occurrences + 1,"
@@ -344,13 +346,14 @@ JoinAlertGroup(RuleRunState *state, const char *event_id, TimestampTz event_time
 					"        last_event_time = greatest(a.last_event_time, $5)"
 					"   FROM o WHERE a.alert_id = o.alert_id"
 					" RETURNING a.alert_id",
-					6, argtypes, 0);
+					7, argtypes, 0);
 	values[0] = CStringGetTextDatum(state->rule);
 	values[1] = keys;
 	values[2] = vals;
 	values[3] = CStringGetTextDatum(event_id);
 	values[4] = TimestampTzGetDatum(event_time);
 	values[5] = Int64GetDatum(state->run_id);
+	values[6] = CStringGetTextDatum(account);
 	ret = SPI_execute_plan(join_plan, values, NULL, false, 0);
 	if (ret != SPI_OK_UPDATE_RETURNING)
 		elog(ERROR, "could not join alert group: %s", SPI_result_code_string(ret));

@@ -122,7 +122,9 @@ SELECT is((pg_temp.payload('direct') ->> 'event_time')::timestamptz, '2026-11-28
           'its event_time is the event''s time');
 
 -- (b) an alert whose text fields are each 100000 characters long (4-byte
--- characters first, so that even 256 characters of each are too many)
+-- characters first, so that even 256 characters of each are too many),
+-- but for the account, which is in the alert's keys (an AWS account id has
+-- 12 digits; normalize() refuses one over 128 bytes)
 SELECT repeat(U&'\+01F600', 50000) || repeat('x', 50000) AS long_text \gset
 INSERT INTO lambda_detect.alerts
     (rule, rule_version, event_id, event_time, ingested_at, severity, risk_score, reason,
@@ -130,7 +132,7 @@ INSERT INTO lambda_detect.alerts
      principal, actor_arn, actor_type, access_key_id, user_name, source_address, user_agent,
      status_note)
 VALUES ('lambda-public-invocation', 1, 'tap-notify-long-1', '2026-11-28 10:00:00+00', now(),
-        'medium', 47, :'long_text', :'long_text', :'long_text', :'long_text', :'long_text',
+        'medium', 47, :'long_text', repeat(U&'\+01F600', 32), :'long_text', :'long_text', :'long_text',
         :'long_text', :'long_text', :'long_text', :'long_text', :'long_text', :'long_text',
         :'long_text', :'long_text', :'long_text', :'long_text', :'long_text')
 RETURNING alert_id AS long_alert_id \gset
