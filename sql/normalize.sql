@@ -137,3 +137,18 @@ RESET lambda_detect.max_records;
 -- (always schema-qualify it: a bare normalize(...) is SQL's Unicode NORMALIZE)
 -- normalize is strict and never raises for bad input
 SELECT count(*) FROM lambda_detect.normalize(NULL);
+
+-- the record comes out compressed with lz4 (where the server has it) once it
+-- is 256 bytes or more, since events would otherwise store most records raw;
+-- it reads back unchanged
+WITH big AS (
+    SELECT r.rec || jsonb_build_object('userAgent', repeat('aws-cli/2.15.0 ', 20)) AS rec FROM r)
+SELECT pg_column_compression(n.record) IS NOT DISTINCT FROM
+         (SELECT CASE WHEN 'lz4' = ANY (enumvals) THEN 'lz4' END FROM pg_settings
+           WHERE name = 'default_toast_compression') AS compressed_as_expected,
+       n.record = big.rec AS reads_back_whole,
+       pg_column_size(n.record) < pg_column_size(big.rec) AS smaller
+  FROM big, lambda_detect.normalize(big.rec) n;
+SELECT pg_column_compression(n.record) IS NULL AS small_record_stays_raw
+  FROM lambda_detect.normalize('{"eventID": "n-s", "eventTime": "2024-08-01T13:47:16Z",
+                                 "eventSource": "s3.amazonaws.com", "eventName": "GetObject"}') n;

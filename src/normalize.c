@@ -23,6 +23,8 @@
 
 #include <arpa/inet.h>
 
+#include "access/toast_compression.h"
+#include "access/toast_internals.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
@@ -45,6 +47,9 @@ PG_FUNCTION_INFO_V1(ld_normalize);
 #define MAX_ARN_LEN			2048
 #define MAX_ACCESS_KEY_ID_LEN	128
 #define MAX_ACCOUNT_ID_LEN	128
+
+/* records smaller than this (in bytes, as jsonb) are not worth compressing */
+#define MIN_COMPRESSED_RECORD	256
 
 /* output columns of normalize(), in order */
 enum
@@ -313,6 +318,34 @@ record_text(JsonbContainer *rec, const char *key, OutRow *row, int col)
 	return true;
 }
 
+/*
+ * compress_record returns the record compressed with lz4 when that saves
+ * space, else the record as it is.
+ *
+ * events.record is the widest column, and most CloudTrail records (1 to 2 kB
+ * as jsonb) are below the row size at which the server starts compressing
+ * (TOAST_TUPLE_THRESHOLD, about 2 kB for the whole row), so the server would
+ * store them raw whatever the column's compression setting.  A compressed
+ * value built here is stored as it is, and every reader decompresses it
+ * transparently, as it would a value the server had compressed.  Without
+ * lz4 in the server nothing is done: pglz gives up on most records.
+ */
+static Datum
+compress_record(Jsonb *record)
+{
+#ifdef USE_LZ4
+	if (VARSIZE(record) >= MIN_COMPRESSED_RECORD)
+	{
+		Datum		compressed = toast_compress_datum(PointerGetDatum(record),
+													  TOAST_LZ4_COMPRESSION);
+
+		if (DatumGetPointer(compressed) != NULL)
+			return compressed;
+	}
+#endif
+	return JsonbPGetDatum(record);
+}
+
 /* Reads a string member of a nested object (lenient: other types ignored). */
 static void
 nested_text(JsonbContainer *obj, const char *key, OutRow *row, int col)
@@ -549,7 +582,7 @@ normalize_record(NormalizeState *state, JsonbValue *rec_value, Jsonb *rec_jsonb,
 	record_json(rec, "requestParameters", &row, COL_REQUEST_PARAMETERS);
 	record_json(rec, "responseElements", &row, COL_RESPONSE_ELEMENTS);
 
-	row.values[COL_RECORD] = JsonbPGetDatum(rec_jsonb);
+	row.values[COL_RECORD] = compress_record(rec_jsonb);
 	row.nulls[COL_RECORD] = false;
 
 	row_emit(state, &row, "event", location);
@@ -710,7 +743,14 @@ ld_normalize(PG_FUNCTION_ARGS)
 	Jsonb	   *payload = PG_GETARG_JSONB_P(0);
 	NormalizeState state;
 
-	InitMaterializedSRF(fcinfo, 0);
+	/*
+	 * The executor knows the result type; using its descriptor spares
+	 * building one from the catalog at each call, which the batch statement
+	 * makes once per payload.
+	 */
+	InitMaterializedSRF(fcinfo, rsinfo != NULL && IsA(rsinfo, ReturnSetInfo) &&
+						rsinfo->expectedDesc != NULL ?
+						MAT_SRF_USE_EXPECTED_DESC : 0);
 	state.tupstore = rsinfo->setResult;
 	state.tupdesc = rsinfo->setDesc;
 	state.ordinal = 0;
