@@ -31,11 +31,15 @@
 	" OR " alias ".event_name LIKE 'CreateFunctionUrlConfig%'" \
 	" OR " alias ".event_name LIKE 'UpdateFunctionUrlConfig%')"
 
+/* ingest helpers a worker may run at once (lambda_detect.ingest_helpers) */
+#define LD_MAX_INGEST_HELPERS 8
+
 /* settings.c */
 extern char *ld_database;
 extern char *ld_worker_role;
 extern char *ld_inbox_dir;
 extern int	ld_batch_size;
+extern int	ld_ingest_helpers;
 extern int	ld_naptime_ms;
 extern int	ld_scan_interval_ms;
 extern int	ld_maintenance_interval_ms;
@@ -58,6 +62,9 @@ extern void SharedStateRecordRuleRun(void);
 extern void SharedStateRecordError(const char *message);
 extern int	SharedStateConnectFailures(bool increment, bool reset);
 extern void WakeWorker(void);
+extern void SharedStateHelperStarted(int slot);
+extern void SharedStateNoteCandidates(void);
+extern bool SharedStateTakeCandidates(void);
 extern void StopWorkerInDatabase(const char *dbname);
 
 /* dropdb_guard.c */
@@ -295,6 +302,10 @@ extern void CheckWorkerPrivileges(void);
 /* worker.c */
 extern void RegisterIngestWorker(void);
 extern PGDLLEXPORT void LambdaDetectWorkerMain(Datum main_arg);
+extern PGDLLEXPORT void LambdaDetectIngestHelperMain(Datum main_arg);
+
+/* ingest_helpers.c */
+extern void StartIngestHelpers(void);
 
 /* json_text.c: small jsonb accessors shared by normalize and the matchers */
 extern JsonbValue *JsonbObjectGet(JsonbContainer *object, const char *key,

@@ -25,6 +25,7 @@ char	   *ld_database = NULL;
 char	   *ld_worker_role = NULL;
 char	   *ld_inbox_dir = NULL;
 int			ld_batch_size = 500;
+int			ld_ingest_helpers = 1;
 int			ld_naptime_ms = 1000;
 int			ld_scan_interval_ms = 10000;
 int			ld_maintenance_interval_ms = 60000;
@@ -94,6 +95,17 @@ DefineSettings(void)
 							&ld_batch_size,
 							500, 1, 100000,
 							PGC_SUSET,
+							0,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("lambda_detect.ingest_helpers",
+							"Processes the worker starts to drain an inbox backlog beside it.",
+							"When a batch leaves more rows waiting, the worker starts up to this "
+							"many ingest helpers (background workers) that claim batches too, "
+							"each exiting once the inbox is empty.  0 drains with the worker alone.",
+							&ld_ingest_helpers,
+							1, 0, LD_MAX_INGEST_HELPERS,
+							PGC_SIGHUP,
 							0,
 							NULL, NULL, NULL);
 

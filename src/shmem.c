@@ -52,6 +52,10 @@ typedef struct LambdaDetectShared
 	int64		errors;
 	char		last_error[LD_ERROR_LEN];
 	int			connect_failures;
+	/* ingest helpers (src/ingest_helpers.c): their pids, 0 for a free slot */
+	pid_t		helper_pids[LD_MAX_INGEST_HELPERS];
+	/* a helper stored rule candidates the worker has not yet acted on */
+	bool		candidates_pending;
 } LambdaDetectShared;
 
 static LambdaDetectShared *ld_shared = NULL;
@@ -215,6 +219,65 @@ SharedStateConnectFailures(bool increment, bool reset)
 	return failures;
 }
 
+/* Frees a helper's slot when it exits, however it exits. */
+static void
+helper_detach(int code, Datum arg)
+{
+	int			slot = DatumGetInt32(arg);
+
+	SpinLockAcquire(&ld_shared->mutex);
+	if (ld_shared->helper_pids[slot] == MyProcPid)
+		ld_shared->helper_pids[slot] = 0;
+	SpinLockRelease(&ld_shared->mutex);
+}
+
+/*
+ * SharedStateHelperStarted publishes an ingest helper's pid in its slot, so
+ * that StopWorkerInDatabase can stop it too.
+ */
+void
+SharedStateHelperStarted(int slot)
+{
+	Assert(slot >= 0 && slot < LD_MAX_INGEST_HELPERS);
+	if (ld_shared == NULL)
+		return;
+	SpinLockAcquire(&ld_shared->mutex);
+	ld_shared->helper_pids[slot] = MyProcPid;
+	SpinLockRelease(&ld_shared->mutex);
+	on_shmem_exit(helper_detach, Int32GetDatum(slot));
+}
+
+/*
+ * SharedStateNoteCandidates tells the worker that a helper stored rule
+ * candidates, and wakes it: the worker runs the rules right after a batch
+ * with candidates, whichever process stored it.
+ */
+void
+SharedStateNoteCandidates(void)
+{
+	if (ld_shared == NULL)
+		return;
+	SpinLockAcquire(&ld_shared->mutex);
+	ld_shared->candidates_pending = true;
+	SpinLockRelease(&ld_shared->mutex);
+	WakeWorker();
+}
+
+/* Returns, and clears, whether a helper stored candidates since the last call. */
+bool
+SharedStateTakeCandidates(void)
+{
+	bool		pending;
+
+	if (ld_shared == NULL)
+		return false;
+	SpinLockAcquire(&ld_shared->mutex);
+	pending = ld_shared->candidates_pending;
+	ld_shared->candidates_pending = false;
+	SpinLockRelease(&ld_shared->mutex);
+	return pending;
+}
+
 /*
  * WakeWorker sets the worker's latch, if there is a worker.  The latch is
  * read under the spinlock but set after releasing it (a system call has no
@@ -236,35 +299,54 @@ WakeWorker(void)
 }
 
 /*
- * StopWorkerInDatabase asks the worker to exit if it is connected to
- * dbname, and waits (up to five seconds) until it has, so that a statement
- * that needs the database to itself can proceed.
+ * StopWorkerInDatabase asks the worker and its ingest helpers to exit if
+ * they are connected to dbname, and waits (up to five seconds) until they
+ * have, so that a statement that needs the database to itself can proceed.
+ * Helpers are stopped too: the worker would otherwise start no new ones,
+ * but those running would keep the database busy until the inbox is empty.
  */
 void
 StopWorkerInDatabase(const char *dbname)
 {
-	pid_t		pid;
+	pid_t		pids[1 + LD_MAX_INGEST_HELPERS];
+	int			npids = 0;
+	bool		ours;
 
 	if (ld_shared == NULL)
 		return;
 	SpinLockAcquire(&ld_shared->mutex);
-	pid = strcmp(ld_shared->database, dbname) == 0 ? ld_shared->worker_pid : 0;
+	ours = strcmp(ld_shared->database, dbname) == 0;
+	if (ours && ld_shared->worker_pid != 0)
+		pids[npids++] = ld_shared->worker_pid;
+	for (int i = 0; ours && i < LD_MAX_INGEST_HELPERS; i++)
+		if (ld_shared->helper_pids[i] != 0)
+			pids[npids++] = ld_shared->helper_pids[i];
 	SpinLockRelease(&ld_shared->mutex);
-	if (pid == 0)
+	if (npids == 0)
 		return;
 
 	ereport(LOG,
 			(errmsg("lambda_detect: stopping the worker so that database \"%s\" can be changed",
 					dbname)));
-	/* the pid must still be a process of ours: not a reused pid */
-	if (BackendPidGetProc(pid) == NULL || kill(pid, SIGTERM) != 0)
-		return;
-	for (int i = 0; i < 500; i++)
+	/* each pid must still be a process of ours: not a reused pid */
+	for (int i = 0; i < npids; i++)
+		if (BackendPidGetProc(pids[i]) == NULL || kill(pids[i], SIGTERM) != 0)
+			pids[i] = 0;
+	for (int attempt = 0; attempt < 500; attempt++)
 	{
-		bool		gone;
+		bool		gone = true;
 
 		SpinLockAcquire(&ld_shared->mutex);
-		gone = ld_shared->worker_pid != pid;
+		for (int i = 0; i < npids; i++)
+		{
+			if (pids[i] == 0)
+				continue;
+			if (ld_shared->worker_pid == pids[i])
+				gone = false;
+			for (int j = 0; j < LD_MAX_INGEST_HELPERS; j++)
+				if (ld_shared->helper_pids[j] == pids[i])
+					gone = false;
+		}
 		SpinLockRelease(&ld_shared->mutex);
 		if (gone)
 			return;

@@ -43,6 +43,7 @@
 #include "storage/ipc.h"
 #include "storage/latch.h"
 #include "storage/lmgr.h"
+#include "storage/pmsignal.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
@@ -100,6 +101,7 @@ static char last_unit_sqlstate[6];
 static char *last_unit_error = NULL;
 
 static bool extension_present = false;
+static bool is_helper = false;	/* an ingest helper, not the worker */
 static bool rule_cap_logged = false;
 static bool extension_missing_logged = false;
 static bool schema_version_logged = false;
@@ -389,6 +391,7 @@ run_unit(const char *activity, UnitFunction fn, void *arg, UnitBackoff *backoff,
 			if (privilege_error_logged)
 				pfree(privilege_error_logged);
 			privilege_error_logged = text;
+			if (!is_helper)
 			SharedStateSetState("waiting for privileges");
 		}
 		if (!repeated)
@@ -417,21 +420,22 @@ run_unit(const char *activity, UnitFunction fn, void *arg, UnitBackoff *backoff,
 	backoff->next_attempt = 0;
 	if (missing)
 	{
-		if (extension_present || !extension_missing_logged)
+		if (!is_helper && (extension_present || !extension_missing_logged))
 			ereport(LOG,
 					(errmsg("lambda_detect worker: extension \"lambda_detect\" is not installed in database \"%s\"",
 							connected_db),
 					 errhint("Run CREATE EXTENSION lambda_detect in that database, or set lambda_detect.database.")));
 		extension_missing_logged = true;
 		extension_present = false;
-		SharedStateSetState("waiting for extension");
+		if (!is_helper)
+			SharedStateSetState("waiting for extension");
 		return false;
 	}
 	extension_missing_logged = false;
 	if (other_version != NULL)
 	{
 		/* the new library is loaded; the schema awaits ALTER EXTENSION UPDATE */
-		if (extension_present || !schema_version_logged)
+		if (!is_helper && (extension_present || !schema_version_logged))
 			ereport(LOG,
 					(errmsg("lambda_detect worker: schema version %s in database \"%s\" does not match library version %s; waiting",
 							other_version, connected_db, LAMBDA_DETECT_VERSION),
@@ -439,7 +443,8 @@ run_unit(const char *activity, UnitFunction fn, void *arg, UnitBackoff *backoff,
 		pfree(other_version);
 		schema_version_logged = true;
 		extension_present = false;
-		SharedStateSetState("waiting for ALTER EXTENSION UPDATE");
+		if (!is_helper)
+			SharedStateSetState("waiting for ALTER EXTENSION UPDATE");
 		return false;
 	}
 	schema_version_logged = false;
@@ -926,6 +931,9 @@ LambdaDetectWorkerMain(Datum main_arg)
 			if (ok && counts.inbox_rows > 0)
 				SharedStateRecordIngest(counts.events, false);
 			candidates = ok && counts.candidates > 0;
+			/* a backlog: drain it with helpers too (src/ingest_helpers.c) */
+			if (ok && more && ld_ingest_helpers > 0)
+				StartIngestHelpers();
 		}
 		if (!extension_present)
 			continue;
@@ -951,6 +959,7 @@ LambdaDetectWorkerMain(Datum main_arg)
 		}
 
 		/* 3. the rules that are due, and all of them after new candidates */
+		candidates |= SharedStateTakeCandidates();
 		now = GetCurrentTimestamp();
 		if (ld_run_rules &&
 			(candidates || now >= next_schedule_load || ms_until_next_rule() == 0))
@@ -995,4 +1004,72 @@ LambdaDetectWorkerMain(Datum main_arg)
 		if (timeout > 0)
 			wait_latch(timeout);
 	}
+}
+
+/*
+ * LambdaDetectIngestHelperMain is an ingest helper's entry point (see
+ * src/ingest_helpers.c): it connects as the worker does and drains the
+ * inbox beside it, batch by batch, each in a unit of its own, until a batch
+ * leaves nothing waiting, a unit fails, its slot is no longer wanted, or
+ * SIGTERM; then it exits.  It scans no directory, runs no rule and keeps no
+ * heartbeat state of its own: its batches count in the worker's, and
+ * candidates it stores are handed to the worker, which runs the rules.
+ * Nothing it could log about a missing or other-version extension is new
+ * (the worker says it), so it stays silent about those.
+ */
+void
+LambdaDetectIngestHelperMain(Datum main_arg)
+{
+	int			slot = DatumGetInt32(main_arg);
+
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	pqsignal(SIGTERM, die);
+	BackgroundWorkerUnblockSignals();
+
+	is_helper = true;
+	worker_cxt = AllocSetContextCreate(TopMemoryContext, "lambda_detect ingest helper",
+									   ALLOCSET_DEFAULT_SIZES);
+
+	/* published before connecting, so that DROP DATABASE can stop it meanwhile */
+	SharedStateHelperStarted(slot);
+	BackgroundWorkerInitializeConnection(ld_database,
+										 ld_worker_role[0] != '\0' ? ld_worker_role : NULL,
+										 0);
+	strlcpy(connected_db, ld_database, NAMEDATALEN);
+	connected_role = MemoryContextStrdup(TopMemoryContext, ld_worker_role);
+	pgstat_report_appname("lambda_detect ingest helper");
+	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
+
+	for (;;)
+	{
+		IngestCounts counts;
+		bool		ok;
+		bool		more;
+
+		CHECK_FOR_INTERRUPTS();
+		MemoryContextSwitchTo(worker_cxt);
+		if (ConfigReloadPending)
+		{
+			ConfigReloadPending = false;
+			ProcessConfigFile(PGC_SIGHUP);
+		}
+		if (slot >= ld_ingest_helpers ||
+			strcmp(ld_database, connected_db) != 0 ||
+			strcmp(ld_worker_role, connected_role) != 0)
+			break;
+		/* it never waits on a latch, so it looks for the postmaster itself */
+		if (!PostmasterIsAlive())
+			proc_exit(1);
+
+		memset(&counts, 0, sizeof(counts));
+		more = run_unit("lambda_detect: draining inbox", ingest_unit, &counts,
+						&ingest_backoff, &ok);
+		if (ok && counts.inbox_rows > 0)
+			SharedStateRecordIngest(counts.events, false);
+		if (ok && counts.candidates > 0)
+			SharedStateNoteCandidates();
+		if (!ok || !more)
+			break;
+	}
+	proc_exit(0);
 }
