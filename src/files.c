@@ -924,14 +924,22 @@ list_inbox_files(const char *dir)
 	return list;
 }
 
-/* Takes the database's scan lock for this transaction, if it is free. */
+/*
+ * Takes the database's scan lock for this transaction, if it is free.  A
+ * scan in chunks (the worker's and its helpers') takes it shared, and then
+ * each file it reads (try_file_lock); a scan in one transaction
+ * (ingest_now()) takes it exclusively, since it would otherwise hold one
+ * lock per file of a directory of any size until it commits.
+ */
 static bool
-try_scan_lock(void)
+try_scan_lock(bool shared)
 {
 	bool		isnull;
 	int			ret;
 
-	ret = SPI_execute("SELECT pg_try_advisory_xact_lock(hashtext('lambda_detect.inbox_dir'))",
+	ret = SPI_execute(shared ?
+					  "SELECT pg_try_advisory_xact_lock_shared(hashtext('lambda_detect.inbox_dir'))" :
+					  "SELECT pg_try_advisory_xact_lock(hashtext('lambda_detect.inbox_dir'))",
 					  false, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not take the scan lock: %s", SPI_result_code_string(ret));
@@ -940,23 +948,69 @@ try_scan_lock(void)
 }
 
 /*
+ * try_file_lock claims a file for this transaction among scans in chunks
+ * running at once: false when another scan is reading it (a hash collision
+ * of two paths only defers one of them to a later scan).  Claimed, the file
+ * is looked up in the ledger again, since another scan may have read it
+ * and committed after this one's look-up.
+ */
+static bool
+try_file_lock(FileEntry *e)
+{
+	static SPIPlanPtr plan = NULL;
+	Datum		values[4];
+	bool		isnull;
+	int			ret;
+
+	if (plan == NULL)
+	{
+		Oid			argtypes[4] = {TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
+
+		plan = SPI_prepare("SELECT pg_try_advisory_xact_lock(hashtext('lambda_detect.inbox_dir'),"
+						   "                                 hashtext($1))"
+						   "   AND NOT EXISTS (SELECT FROM lambda_detect.ingested_files l"
+						   "                    WHERE l.path = $1 AND l.size = $2 AND l.mtime = $3"
+						   "                      AND NOT (l.status = 'error' AND l.ctime <> $4))",
+						   4, argtypes);
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(plan);
+	}
+	values[0] = CStringGetTextDatum(e->path);
+	values[1] = Int64GetDatum(e->size);
+	values[2] = TimestampTzGetDatum(e->mtime);
+	values[3] = TimestampTzGetDatum(e->ctime);
+	ret = SPI_execute_plan(plan, values, NULL, false, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not claim a file: %s", SPI_result_code_string(ret));
+	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+									  1, &isnull));
+}
+
+/*
  * ScanInboxDirectory ingests every new or changed file below
- * lambda_detect.inbox_dir.  Only one scan runs at a time in a database: a
- * caller that finds the advisory lock taken returns at once.
+ * lambda_detect.inbox_dir.
  *
- * The file list is kept in listcxt.  With a boundary callback (the worker),
- * the scan commits every SCAN_CHUNK_BYTES read or SCAN_CHUNK_FILES files, by
- * calling boundary(), which must commit and open a new transaction and SPI
- * connection; each chunk gets its own ingest_runs row, so a large backlog
- * makes progress that a crash does not undo.  Without one (ingest_now()),
- * everything happens in the caller's transaction.
+ * The file list is kept in listcxt.  With a boundary callback (the worker
+ * and its ingest helpers), the scan commits every SCAN_CHUNK_BYTES read or
+ * SCAN_CHUNK_FILES files, by calling boundary(), which must commit and open
+ * a new transaction and SPI connection; each chunk gets its own ingest_runs
+ * row, so a large backlog makes progress that a crash does not undo.  Such
+ * scans run side by side, each reading the files no other has claimed
+ * (try_file_lock), so a helper scanning beside the worker shares a backlog
+ * of files with it.  Without a boundary (ingest_now()), everything happens
+ * in the caller's transaction, and the scan runs alone: a caller that finds
+ * another scan running returns at once, as does a scan in chunks that finds
+ * ingest_now() scanning.  A scan in chunks that finds more new files than
+ * one chunk takes calls backlog() (when given) once, before it reads any.
  *
  * Returns false, with errno set, when inbox_dir itself cannot be opened, so
  * that the caller can say so; true otherwise (even if the lock was taken).
  */
 bool
 ScanInboxDirectory(const char *origin, IngestCounts *counts,
-				   MemoryContext listcxt, void (*boundary) (void))
+				   MemoryContext listcxt, void (*boundary) (void),
+				   void (*backlog) (void))
 {
 	FileList   *list;
 	bool	   *keep;
@@ -966,7 +1020,7 @@ ScanInboxDirectory(const char *origin, IngestCounts *counts,
 	MemoryContext old;
 	char	   *dir;
 
-	if (!try_scan_lock())
+	if (!try_scan_lock(boundary != NULL))
 		return true;
 
 	{
@@ -991,9 +1045,26 @@ ScanInboxDirectory(const char *origin, IngestCounts *counts,
 		int			to = Min(from + SCAN_LOOKUP_ENTRIES, list->n);
 
 		select_new_entries(list, from, to, keep);
+		if (backlog != NULL && boundary != NULL)
+		{
+			int			files = 0;
+			int64		bytes = 0;
+
+			for (int i = from; i < to; i++)
+				if (keep[i - from])
+				{
+					files++;
+					bytes += list->entries[i].size;
+				}
+			if (files > SCAN_CHUNK_FILES || bytes > SCAN_CHUNK_BYTES)
+				backlog();
+			backlog = NULL;
+		}
 		for (int i = from; i < to; i++)
 		{
 			if (!keep[i - from])
+				continue;
+			if (boundary != NULL && !try_file_lock(&list->entries[i]))
 				continue;
 			chunk_bytes += ingest_entry(&list->entries[i], &chunk);
 
@@ -1006,7 +1077,7 @@ ScanInboxDirectory(const char *origin, IngestCounts *counts,
 				chunk_bytes = 0;
 				boundary();
 				started_at = GetCurrentTimestamp();
-				if (!try_scan_lock())
+				if (!try_scan_lock(true))
 					return true;
 			}
 		}

@@ -15,6 +15,10 @@
  * batch finds the inbox drained, so helpers cost nothing while ingestion
  * keeps up.
  *
+ * Files are shared the same way: when the worker's scan of inbox_dir finds
+ * more new files than one transaction takes, helpers are asked to scan too, and each
+ * scan reads only the files no other scan has claimed (files.c).
+ *
  * Rules stay with the worker: a helper that stores candidates tells it
  * through shared memory (SharedStateNoteCandidates).  The rule watermark
  * already accounts for every open transaction in the database, helpers'
@@ -56,12 +60,15 @@ helper_alive(int slot)
 /*
  * StartIngestHelpers starts a helper in every slot below
  * lambda_detect.ingest_helpers that has none running.  Called by the worker
- * (outside a transaction) after a batch that left rows waiting.  When the
+ * after a batch that left rows waiting, and with for_scan when its scan of
+ * inbox_dir finds more new files than one transaction takes: a
+ * helper started for a scan scans too (running helpers learn of the scan
+ * from SharedStateRequestScan).  When the
  * server has no background worker slot free, the worker drains alone; that
  * is logged once.
  */
 void
-StartIngestHelpers(void)
+StartIngestHelpers(bool for_scan)
 {
 	for (int slot = 0; slot < ld_ingest_helpers; slot++)
 	{
@@ -80,7 +87,7 @@ StartIngestHelpers(void)
 		strlcpy(helper.bgw_function_name, "LambdaDetectIngestHelperMain", BGW_MAXLEN);
 		snprintf(helper.bgw_name, BGW_MAXLEN, "lambda_detect ingest helper %d", slot + 1);
 		strlcpy(helper.bgw_type, "lambda_detect ingest helper", BGW_MAXLEN);
-		helper.bgw_main_arg = Int32GetDatum(slot);
+		helper.bgw_main_arg = Int32GetDatum(slot | (for_scan ? INGEST_HELPER_FOR_SCAN : 0));
 		helper.bgw_notify_pid = MyProcPid;
 
 		/* the handle outlives the call */

@@ -65,6 +65,8 @@ extern void WakeWorker(void);
 extern void SharedStateHelperStarted(int slot);
 extern void SharedStateNoteCandidates(void);
 extern bool SharedStateTakeCandidates(void);
+extern void SharedStateRequestScan(void);
+extern uint64 SharedStateScanRequests(void);
 extern void StopWorkerInDatabase(const char *dbname);
 
 /* dropdb_guard.c */
@@ -117,7 +119,8 @@ extern void AddSkipReasons(IngestCounts *counts, Datum reasons);
 
 /* files.c */
 extern bool ScanInboxDirectory(const char *origin, IngestCounts *counts,
-							   MemoryContext listcxt, void (*boundary) (void));
+								MemoryContext listcxt, void (*boundary) (void),
+								void (*backlog) (void));
 
 /*
  * The alert fields a rule can group by (rules.group_by; the names are in
@@ -305,7 +308,11 @@ extern PGDLLEXPORT void LambdaDetectWorkerMain(Datum main_arg);
 extern PGDLLEXPORT void LambdaDetectIngestHelperMain(Datum main_arg);
 
 /* ingest_helpers.c */
-extern void StartIngestHelpers(void);
+extern void StartIngestHelpers(bool for_scan);
+
+/* an ingest helper's main_arg: its slot, and whether a scan's backlog started it */
+#define INGEST_HELPER_SLOT_MASK	0xff
+#define INGEST_HELPER_FOR_SCAN	0x100
 
 /* json_text.c: small jsonb accessors shared by normalize and the matchers */
 extern JsonbValue *JsonbObjectGet(JsonbContainer *object, const char *key,

@@ -56,6 +56,8 @@ typedef struct LambdaDetectShared
 	pid_t		helper_pids[LD_MAX_INGEST_HELPERS];
 	/* a helper stored rule candidates the worker has not yet acted on */
 	bool		candidates_pending;
+	/* bumped when the worker's scan finds a backlog of files to share */
+	uint64		scan_requests;
 } LambdaDetectShared;
 
 static LambdaDetectShared *ld_shared = NULL;
@@ -276,6 +278,35 @@ SharedStateTakeCandidates(void)
 	ld_shared->candidates_pending = false;
 	SpinLockRelease(&ld_shared->mutex);
 	return pending;
+}
+
+/*
+ * SharedStateRequestScan asks the ingest helpers to scan inbox_dir beside
+ * the worker (its scan found more files than one transaction takes);
+ * SharedStateScanRequests returns the number of such requests so far, so
+ * that each helper can tell a request it has not yet served.
+ */
+void
+SharedStateRequestScan(void)
+{
+	if (ld_shared == NULL)
+		return;
+	SpinLockAcquire(&ld_shared->mutex);
+	ld_shared->scan_requests++;
+	SpinLockRelease(&ld_shared->mutex);
+}
+
+uint64
+SharedStateScanRequests(void)
+{
+	uint64		requests;
+
+	if (ld_shared == NULL)
+		return 0;
+	SpinLockAcquire(&ld_shared->mutex);
+	requests = ld_shared->scan_requests;
+	SpinLockRelease(&ld_shared->mutex);
+	return requests;
 }
 
 /*

@@ -24,6 +24,11 @@
  * lambda_detect.database or worker_role restarts it); SIGTERM ends it at
  * the next CHECK_FOR_INTERRUPTS.
  *
+ * The same units run in the ingest helpers (LambdaDetectIngestHelperMain at
+ * the end of this file; src/ingest_helpers.c starts them): processes that
+ * drain an inbox backlog and read a backlog of files beside the worker, and
+ * exit once the work is done.
+ *
  * src/worker.c
  *
  *-------------------------------------------------------------------------
@@ -235,6 +240,20 @@ scan_boundary(void)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("lambda_detect worker: extension \"lambda_detect\" was dropped or updated during a scan of inbox_dir"),
 				 errdetail("The files read before are committed; the next scan goes on from there.")));
+}
+
+/*
+ * scan_backlog is called when the worker's scan finds more new files than
+ * one transaction takes: helpers are asked to scan beside it.
+ */
+static void
+scan_backlog(void)
+{
+	if (!is_helper && ld_ingest_helpers > 0)
+	{
+		SharedStateRequestScan();
+		StartIngestHelpers(true);
+	}
 }
 
 /* True when a unit kind is not backing off after failures. */
@@ -520,7 +539,8 @@ scan_unit(void *arg)
 	static char *warned_dir = NULL;
 
 	MemoryContextReset(scan_cxt);
-	if (!ScanInboxDirectory("worker", counts, scan_cxt, scan_boundary))
+	if (!ScanInboxDirectory("worker", counts, scan_cxt, scan_boundary, scan_backlog) &&
+		!is_helper)
 	{
 		if (warned_dir == NULL || strcmp(warned_dir, ld_inbox_dir) != 0)
 		{
@@ -933,7 +953,7 @@ LambdaDetectWorkerMain(Datum main_arg)
 			candidates = ok && counts.candidates > 0;
 			/* a backlog: drain it with helpers too (src/ingest_helpers.c) */
 			if (ok && more && ld_ingest_helpers > 0)
-				StartIngestHelpers();
+				StartIngestHelpers(false);
 		}
 		if (!extension_present)
 			continue;
@@ -1020,7 +1040,9 @@ LambdaDetectWorkerMain(Datum main_arg)
 void
 LambdaDetectIngestHelperMain(Datum main_arg)
 {
-	int			slot = DatumGetInt32(main_arg);
+	int			slot = DatumGetInt32(main_arg) & INGEST_HELPER_SLOT_MASK;
+	bool		for_scan = (DatumGetInt32(main_arg) & INGEST_HELPER_FOR_SCAN) != 0;
+	uint64		scans_served;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
 	pqsignal(SIGTERM, die);
@@ -1029,6 +1051,8 @@ LambdaDetectIngestHelperMain(Datum main_arg)
 	is_helper = true;
 	worker_cxt = AllocSetContextCreate(TopMemoryContext, "lambda_detect ingest helper",
 									   ALLOCSET_DEFAULT_SIZES);
+	scan_cxt = AllocSetContextCreate(worker_cxt, "lambda_detect scan",
+									 ALLOCSET_DEFAULT_SIZES);
 
 	/* published before connecting, so that DROP DATABASE can stop it meanwhile */
 	SharedStateHelperStarted(slot);
@@ -1040,11 +1064,15 @@ LambdaDetectIngestHelperMain(Datum main_arg)
 	pgstat_report_appname("lambda_detect ingest helper");
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
 
+	/* started by a scan's backlog: serve the request that started it */
+	scans_served = SharedStateScanRequests() - (for_scan ? 1 : 0);
 	for (;;)
 	{
 		IngestCounts counts;
 		bool		ok;
 		bool		more;
+		bool		scanned = false;
+		uint64		scans_requested;
 
 		CHECK_FOR_INTERRUPTS();
 		MemoryContextSwitchTo(worker_cxt);
@@ -1061,6 +1089,23 @@ LambdaDetectIngestHelperMain(Datum main_arg)
 		if (!PostmasterIsAlive())
 			proc_exit(1);
 
+		/* a pass over inbox_dir, when the worker asked for one since the last */
+		scans_requested = SharedStateScanRequests();
+		if (ld_inbox_dir[0] != '\0' && scans_requested != scans_served)
+		{
+			scans_served = scans_requested;
+			memset(&counts, 0, sizeof(counts));
+			run_unit("lambda_detect: scanning inbox_dir", scan_unit, &counts, &scan_backoff, &ok);
+			if (ok)
+				SharedStateRecordIngest(counts.events, true);
+			if (counts.candidates > 0)
+				SharedStateNoteCandidates();
+			if (!ok)
+				break;
+			scanned = true;
+		}
+
+		/* one inbox batch */
 		memset(&counts, 0, sizeof(counts));
 		more = run_unit("lambda_detect: draining inbox", ingest_unit, &counts,
 						&ingest_backoff, &ok);
@@ -1068,7 +1113,9 @@ LambdaDetectIngestHelperMain(Datum main_arg)
 			SharedStateRecordIngest(counts.events, false);
 		if (ok && counts.candidates > 0)
 			SharedStateNoteCandidates();
-		if (!ok || !more)
+		if (!ok)
+			break;
+		if (!more && !scanned)
 			break;
 	}
 	proc_exit(0);

@@ -77,6 +77,9 @@ for my $f (0 .. 39)
 		  TO PROGRAM 'mkdir -p $trail/staging/d && gzip -1 > $trail/staging/d/f$f.json.gz'
 		  WITH (FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')});
 }
+# the worker scans alone here: a helper reading half the files beside it
+# would often finish the scan before the kill
+$node->safe_psql('postgres', "ALTER SYSTEM SET lambda_detect.ingest_helpers = 0");
 $node->safe_psql('postgres', "ALTER SYSTEM SET lambda_detect.inbox_dir = '$trail/in'");
 $node->safe_psql('postgres', "ALTER SYSTEM SET lambda_detect.file_settle_time = 0");
 $node->safe_psql('postgres', "ALTER SYSTEM SET lambda_detect.scan_interval = '200ms'");

@@ -1,8 +1,9 @@
 # Ingest helpers (lambda_detect.ingest_helpers): a backlog in the inbox is
 # drained by the worker and a helper it starts, side by side, without a row
 # lost, stored twice or counted twice, even when the two copies of an event
-# are claimed by different processes and a helper is killed mid-batch; an
-# attack a helper stores is alerted; helpers exit once the inbox is drained;
+# are claimed by different processes and a helper is killed mid-batch; a
+# backlog of log files is shared the same way, each file read once; an
+# attack a helper stores is alerted; helpers exit once the work is done;
 # with the setting at 0 none starts.  (DROP DATABASE stopping helpers is
 # part 3 of t/007, whose drain starts one.)
 use strict;
@@ -85,7 +86,57 @@ ok($node->poll_query_until('postgres', "SELECT ($helpers) = 0"),
 is($node->safe_psql('postgres', 'SELECT count(*) FROM lambda_detect.ingest_errors'), '0',
 	'and nothing was dead-lettered');
 
-# 3. ingest_helpers = 0: the worker drains alone
+# 3. a backlog of log files: the worker's scan, finding more files than one
+# transaction takes, has a helper scan beside it; each file is read once
+my $trail = $node->basedir . '/trail';
+mkdir $trail or die "mkdir $trail: $!";
+for my $f (1 .. 80)
+{
+	my @records = map {
+		my $id = "file-$f-$_";
+		my ($src, $name) = ($f == 40 && $_ == 7)
+		  ? ('lambda.amazonaws.com', 'AddPermission20150331v2')
+		  : ('s3.amazonaws.com', 'GetObject');
+		qq({"eventID": "$id", "eventTime": "2026-11-01T10:00:00Z", "eventSource": "$src", )
+		  . qq("eventName": "$name", "requestParameters": {"action": "lambda:InvokeFunction", )
+		  . qq("principal": "*", "functionName": "f$f"}})
+	} 1 .. 100;
+	append_to_file(sprintf('%s/trail-%02d.json', $trail, $f),
+		'{"Records": [' . join(', ', @records) . ']}');
+}
+# a lock on the file ledger holds each scan at the end of its first file
+# (the inbox batches go on); the helper is started when the worker's
+# listing shows more files than one transaction takes
+$holder = $node->background_psql('postgres');
+$holder->query_safe('BEGIN; LOCK TABLE lambda_detect.ingested_files IN SHARE MODE;');
+$node->safe_psql('postgres', qq{
+	ALTER SYSTEM SET lambda_detect.inbox_dir = '$trail';
+	ALTER SYSTEM SET lambda_detect.file_settle_time = 0;
+	ALTER SYSTEM SET lambda_detect.scan_interval = '200ms'});
+$node->reload;
+ok($node->poll_query_until('postgres', q{
+	SELECT count(*) = 2 FROM pg_stat_activity
+	 WHERE backend_type IN ('lambda_detect worker', 'lambda_detect ingest helper')
+	   AND wait_event_type = 'Lock' AND query = 'lambda_detect: scanning inbox_dir'}),
+	'a helper scans inbox_dir beside the worker, each reading a file of its own')
+  or diag($node->safe_psql('postgres', q{
+	SELECT backend_type, wait_event_type, wait_event, query FROM pg_stat_activity
+	 WHERE backend_type LIKE 'lambda_detect%'}));
+$holder->query_safe('COMMIT;');
+$holder->quit;
+ok($node->poll_query_until('postgres', 'SELECT count(*) = 80 FROM lambda_detect.ingested_files'),
+	'every file is read');
+is($node->safe_psql('postgres', q{
+	SELECT sum(files) || ' files, ' || sum(events) || ' events, ' || sum(duplicates) || ' duplicates'
+	  FROM lambda_detect.ingest_runs WHERE kind = 'files'}),
+	'80 files, 8000 events, 0 duplicates', 'each file read once, by one of them');
+ok($node->poll_query_until('postgres',
+		"SELECT count(*) = 1 FROM lambda_detect.alerts WHERE event_id = 'file-40-7'"),
+	'the attack in a file is alerted');
+ok($node->poll_query_until('postgres', "SELECT ($helpers) = 0"),
+	'the helper exits once the files are read');
+
+# 4. ingest_helpers = 0: the worker drains alone
 $node->safe_psql('postgres', 'ALTER SYSTEM SET lambda_detect.ingest_helpers = 0');
 $node->reload;
 $node->poll_query_until('postgres', "SELECT current_setting('lambda_detect.ingest_helpers') = '0'");
