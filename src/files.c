@@ -950,41 +950,68 @@ try_scan_lock(bool shared)
 /*
  * try_file_lock claims a file for this transaction among scans in chunks
  * running at once: false when another scan is reading it (a hash collision
- * of two paths only defers one of them to a later scan).  Claimed, the file
- * is looked up in the ledger again, since another scan may have read it
- * and committed after this one's look-up.
+ * of two paths only defers one of them to a later scan), or has read it
+ * since this scan's look-up.  The lock and the second look-up are two
+ * statements: a statement's snapshot is taken before it runs, so a look-up
+ * in the statement that waited for the lock would not see the ledger row
+ * that the scan holding it committed on releasing it.  A file found read
+ * stays claimed until this transaction ends (a transaction's advisory lock
+ * cannot be released earlier), which only makes other scans skip it too.
  */
 static bool
 try_file_lock(FileEntry *e)
 {
-	static SPIPlanPtr plan = NULL;
+	static SPIPlanPtr lock_plan = NULL;
+	static SPIPlanPtr ledger_plan = NULL;
 	Datum		values[4];
 	bool		isnull;
+	bool		result;
 	int			ret;
 
-	if (plan == NULL)
+	if (lock_plan == NULL)
+	{
+		Oid			argtypes[1] = {TEXTOID};
+
+		lock_plan = SPI_prepare("SELECT pg_try_advisory_xact_lock(hashtext('lambda_detect.inbox_dir'),"
+								"                                 hashtext($1))",
+								1, argtypes);
+		if (lock_plan == NULL)
+			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+		SPI_keepplan(lock_plan);
+	}
+	if (ledger_plan == NULL)
 	{
 		Oid			argtypes[4] = {TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 
-		plan = SPI_prepare("SELECT pg_try_advisory_xact_lock(hashtext('lambda_detect.inbox_dir'),"
-						   "                                 hashtext($1))"
-						   "   AND NOT EXISTS (SELECT FROM lambda_detect.ingested_files l"
-						   "                    WHERE l.path = $1 AND l.size = $2 AND l.mtime = $3"
-						   "                      AND NOT (l.status = 'error' AND l.ctime <> $4))",
-						   4, argtypes);
-		if (plan == NULL)
+		ledger_plan = SPI_prepare("SELECT NOT EXISTS (SELECT FROM lambda_detect.ingested_files l"
+								  "  WHERE l.path = $1 AND l.size = $2 AND l.mtime = $3"
+								  "    AND NOT (l.status = 'error' AND l.ctime <> $4))",
+								  4, argtypes);
+		if (ledger_plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(plan);
+		SPI_keepplan(ledger_plan);
 	}
+
 	values[0] = CStringGetTextDatum(e->path);
+	ret = SPI_execute_plan(lock_plan, values, NULL, false, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not claim a file: %s", SPI_result_code_string(ret));
+	result = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+										1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	if (!result)
+		return false;
+
 	values[1] = Int64GetDatum(e->size);
 	values[2] = TimestampTzGetDatum(e->mtime);
 	values[3] = TimestampTzGetDatum(e->ctime);
-	ret = SPI_execute_plan(plan, values, NULL, false, 1);
+	ret = SPI_execute_plan(ledger_plan, values, NULL, false, 1);
 	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not claim a file: %s", SPI_result_code_string(ret));
-	return DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
-									  1, &isnull));
+		elog(ERROR, "could not read the file ledger: %s", SPI_result_code_string(ret));
+	result = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+										1, &isnull));
+	SPI_freetuptable(SPI_tuptable);
+	return result;
 }
 
 /*

@@ -9,7 +9,10 @@
  * ON CONFLICT on their key DO NOTHING, dead-letters the rejects and counts
  * everything.  Because claiming (DELETE ... RETURNING) and storing happen in
  * one statement of one transaction, a crash at any point loses and
- * duplicates nothing.
+ * duplicates nothing.  Batches run side by side (the worker, its ingest
+ * helpers, ingest_now()); each inserts its events in key order, because
+ * ON CONFLICT waits for a concurrent inserter of the same key, and two
+ * batches sharing two events in opposite orders would deadlock.
  *
  * If the statement fails for a reason that is not transient, the batch is
  * redone one inbox row (or one document) at a time, each in its own
@@ -65,6 +68,7 @@ PG_FUNCTION_INFO_V1(ld_ingest_now);
 	"     n.user_name, n.source_ip, n.source_address, n.user_agent, n.error_code, n.error_message," \
 	"     n.outcome, n.read_only, n.request_id, n.request_parameters, n.response_elements, n.record" \
 	"    FROM n WHERE n.status = 'event'" \
+	"   ORDER BY n.event_id, n.event_time, COALESCE(n.recipient_account_id, '')" \
 	"  ON CONFLICT (event_id, event_time, recipient_account_id) DO NOTHING" \
 	"  RETURNING e.event_source, e.event_name)," \
 	" rejected AS (" \

@@ -586,6 +586,9 @@ normalize_record(NormalizeState *state, JsonbValue *rec_value, Jsonb *rec_jsonb,
 	row.nulls[COL_RECORD] = false;
 
 	row_emit(state, &row, "event", location);
+	/* the tuplestore has its copy; a file of many records must not keep two */
+	if (DatumGetPointer(row.values[COL_RECORD]) != (Pointer) rec_jsonb)
+		pfree(DatumGetPointer(row.values[COL_RECORD]));
 }
 
 /* True when v is a JSON object. */
