@@ -32,6 +32,7 @@
 
 #include "miscadmin.h"
 #include "postmaster/bgworker.h"
+#include "storage/ipc.h"
 #include "utils/memutils.h"
 
 #include "lambda_detect.h"
@@ -39,6 +40,20 @@
 /* the worker's handles of the helpers it started, by slot */
 static BackgroundWorkerHandle *helper_handles[LD_MAX_INGEST_HELPERS];
 static bool start_failure_logged = false;
+static bool exit_callback_registered = false;
+
+/*
+ * When the worker exits (SIGTERM from the DROP DATABASE guard, a restart to
+ * another database or role), the helpers it started go too, including one
+ * registered but not yet running, which the guard could not see.
+ */
+static void
+stop_helpers_at_exit(int code, Datum arg)
+{
+	for (int slot = 0; slot < LD_MAX_INGEST_HELPERS; slot++)
+		if (helper_handles[slot] != NULL)
+			TerminateBackgroundWorker(helper_handles[slot]);
+}
 
 /* True when the helper in slot is starting or running. */
 static bool
@@ -64,19 +79,38 @@ helper_alive(int slot)
  * inbox_dir finds more new files than one transaction takes: a
  * helper started for a scan scans too (running helpers learn of the scan
  * from SharedStateRequestScan).  When the
- * server has no background worker slot free, the worker drains alone; that
- * is logged once.
+ * server has no background worker slot free, the worker works alone; that
+ * is logged once.  Helpers connect to the worker's database as its role
+ * (passed in bgw_extra), not to whatever the settings name by then.
  */
 void
-StartIngestHelpers(bool for_scan)
+StartIngestHelpers(bool for_scan, const char *database)
 {
+	IngestHelperTarget target;
+
+	/* a helper could not connect lately: the worker works alone for a while */
+	if (SharedStateHelpersFailing())
+		return;
+	if (!exit_callback_registered)
+	{
+		before_shmem_exit(stop_helpers_at_exit, (Datum) 0);
+		exit_callback_registered = true;
+	}
+
+	/* helpers connect where the worker is connected, whatever the settings say now */
+	memset(&target, 0, sizeof(target));
+	target.database_oid = MyDatabaseId;
+	target.role_oid = GetSessionUserId();
+	strlcpy(target.database, database, NAMEDATALEN);
+
 	for (int slot = 0; slot < ld_ingest_helpers; slot++)
 	{
 		BackgroundWorker helper;
 		MemoryContext oldcxt;
 		bool		started;
 
-		if (helper_alive(slot))
+		/* running, or held by a helper of an earlier worker process */
+		if (helper_alive(slot) || SharedStateHelperSlotBusy(slot))
 			continue;
 
 		memset(&helper, 0, sizeof(helper));
@@ -89,6 +123,9 @@ StartIngestHelpers(bool for_scan)
 		strlcpy(helper.bgw_type, "lambda_detect ingest helper", BGW_MAXLEN);
 		helper.bgw_main_arg = Int32GetDatum(slot | (for_scan ? INGEST_HELPER_FOR_SCAN : 0));
 		helper.bgw_notify_pid = MyProcPid;
+		StaticAssertStmt(sizeof(IngestHelperTarget) <= BGW_EXTRALEN,
+						 "IngestHelperTarget must fit bgw_extra");
+		memcpy(helper.bgw_extra, &target, sizeof(target));
 
 		/* the handle outlives the call */
 		oldcxt = MemoryContextSwitchTo(TopMemoryContext);

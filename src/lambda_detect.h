@@ -62,7 +62,11 @@ extern void SharedStateRecordRuleRun(void);
 extern void SharedStateRecordError(const char *message);
 extern int	SharedStateConnectFailures(bool increment, bool reset);
 extern void WakeWorker(void);
-extern void SharedStateHelperStarted(int slot);
+extern bool SharedStateHelperStarted(int slot);
+extern void SharedStateHelperConnected(void);
+extern bool SharedStateHelperSlotBusy(int slot);
+extern bool SharedStateHelpersFailing(void);
+extern bool SharedStateWorkerDatabaseIs(const char *dbname);
 extern void SharedStateNoteCandidates(void);
 extern bool SharedStateTakeCandidates(void);
 extern void SharedStateRequestScan(void);
@@ -308,11 +312,19 @@ extern PGDLLEXPORT void LambdaDetectWorkerMain(Datum main_arg);
 extern PGDLLEXPORT void LambdaDetectIngestHelperMain(Datum main_arg);
 
 /* ingest_helpers.c */
-extern void StartIngestHelpers(bool for_scan);
+extern void StartIngestHelpers(bool for_scan, const char *database);
 
 /* an ingest helper's main_arg: its slot, and whether a scan's backlog started it */
 #define INGEST_HELPER_SLOT_MASK	0xff
 #define INGEST_HELPER_FOR_SCAN	0x100
+
+/* an ingest helper's bgw_extra: the worker's database and role, as connected */
+typedef struct IngestHelperTarget
+{
+	Oid			database_oid;
+	Oid			role_oid;
+	char		database[NAMEDATALEN];
+} IngestHelperTarget;
 
 /* json_text.c: small jsonb accessors shared by normalize and the matchers */
 extern JsonbValue *JsonbObjectGet(JsonbContainer *object, const char *key,

@@ -58,6 +58,8 @@ typedef struct LambdaDetectShared
 	bool		candidates_pending;
 	/* bumped when the worker's scan finds a backlog of files to share */
 	uint64		scan_requests;
+	/* when a helper last exited before it had connected (0: never) */
+	TimestampTz helper_failed_at;
 } LambdaDetectShared;
 
 static LambdaDetectShared *ld_shared = NULL;
@@ -221,7 +223,14 @@ SharedStateConnectFailures(bool increment, bool reset)
 	return failures;
 }
 
-/* Frees a helper's slot when it exits, however it exits. */
+/* set once this process, an ingest helper, has connected to its database */
+static bool helper_connected = false;
+
+/*
+ * Frees a helper's slot when it exits, however it exits, and notes a helper
+ * that exited before connecting (its role or database refused it), so that
+ * the worker stops starting helpers for a while (SharedStateHelpersFailing).
+ */
 static void
 helper_detach(int code, Datum arg)
 {
@@ -230,23 +239,98 @@ helper_detach(int code, Datum arg)
 	SpinLockAcquire(&ld_shared->mutex);
 	if (ld_shared->helper_pids[slot] == MyProcPid)
 		ld_shared->helper_pids[slot] = 0;
+	if (!helper_connected)
+		ld_shared->helper_failed_at = GetCurrentTimestamp();
 	SpinLockRelease(&ld_shared->mutex);
 }
 
 /*
  * SharedStateHelperStarted publishes an ingest helper's pid in its slot, so
- * that StopWorkerInDatabase can stop it too.
+ * that StopWorkerInDatabase can stop it too.  Returns false, publishing
+ * nothing, when a live helper holds the slot already (one started by a
+ * worker that has since restarted): this one must not run.
  */
-void
+bool
 SharedStateHelperStarted(int slot)
 {
+	pid_t		holder;
+
 	Assert(slot >= 0 && slot < LD_MAX_INGEST_HELPERS);
 	if (ld_shared == NULL)
-		return;
+		return false;
+	if (SharedStateHelperSlotBusy(slot))
+		return false;
 	SpinLockAcquire(&ld_shared->mutex);
-	ld_shared->helper_pids[slot] = MyProcPid;
+	holder = ld_shared->helper_pids[slot];
+	if (holder == 0)
+		ld_shared->helper_pids[slot] = MyProcPid;
 	SpinLockRelease(&ld_shared->mutex);
+	if (holder != 0)
+		return false;
 	on_shmem_exit(helper_detach, Int32GetDatum(slot));
+	return true;
+}
+
+/* Called by a helper once connected: its exit is no longer a failure to connect. */
+void
+SharedStateHelperConnected(void)
+{
+	helper_connected = true;
+}
+
+/*
+ * True when a live process holds the helper slot.  A slot left set by a
+ * process that died without its exit callbacks (a crash restarts the whole
+ * server, so this is only belt and braces) counts as free.
+ */
+bool
+SharedStateHelperSlotBusy(int slot)
+{
+	pid_t		pid;
+
+	if (ld_shared == NULL)
+		return false;
+	SpinLockAcquire(&ld_shared->mutex);
+	pid = ld_shared->helper_pids[slot];
+	SpinLockRelease(&ld_shared->mutex);
+	if (pid == 0)
+		return false;
+	if (BackendPidGetProc(pid) != NULL)
+		return true;
+	/* between its fork and its connection, a helper has no PGPROC entry yet */
+	return kill(pid, 0) == 0;
+}
+
+/*
+ * True when a helper exited before connecting within the last minute: the
+ * worker then starts none, rather than one per batch that each fails.
+ */
+bool
+SharedStateHelpersFailing(void)
+{
+	TimestampTz failed_at;
+
+	if (ld_shared == NULL)
+		return false;
+	SpinLockAcquire(&ld_shared->mutex);
+	failed_at = ld_shared->helper_failed_at;
+	SpinLockRelease(&ld_shared->mutex);
+	return failed_at != 0 &&
+		!TimestampDifferenceExceeds(failed_at, GetCurrentTimestamp(), 60 * 1000);
+}
+
+/* True when the worker is connected to the database named dbname. */
+bool
+SharedStateWorkerDatabaseIs(const char *dbname)
+{
+	bool		same;
+
+	if (ld_shared == NULL)
+		return false;
+	SpinLockAcquire(&ld_shared->mutex);
+	same = ld_shared->worker_pid != 0 && strcmp(ld_shared->database, dbname) == 0;
+	SpinLockRelease(&ld_shared->mutex);
+	return same;
 }
 
 /*

@@ -233,6 +233,9 @@ scan_boundary(void)
 	char	   *installed;
 
 	end_unit();
+	/* a pass over a large directory takes long, and waits on no latch */
+	if (!PostmasterIsAlive())
+		proc_exit(1);
 	begin_unit("lambda_detect: scanning inbox_dir");
 	installed = lock_schema_version();
 	if (installed == NULL || strcmp(installed, LAMBDA_DETECT_VERSION) != 0)
@@ -252,7 +255,7 @@ scan_backlog(void)
 	if (!is_helper && ld_ingest_helpers > 0)
 	{
 		SharedStateRequestScan();
-		StartIngestHelpers(true);
+		StartIngestHelpers(true, connected_db);
 	}
 }
 
@@ -411,7 +414,7 @@ run_unit(const char *activity, UnitFunction fn, void *arg, UnitBackoff *backoff,
 				pfree(privilege_error_logged);
 			privilege_error_logged = text;
 			if (!is_helper)
-			SharedStateSetState("waiting for privileges");
+				SharedStateSetState("waiting for privileges");
 		}
 		if (!repeated)
 			report_unit_error(activity, edata);
@@ -953,7 +956,7 @@ LambdaDetectWorkerMain(Datum main_arg)
 			candidates = ok && counts.candidates > 0;
 			/* a backlog: drain it with helpers too (src/ingest_helpers.c) */
 			if (ok && more && ld_ingest_helpers > 0)
-				StartIngestHelpers(false);
+				StartIngestHelpers(false, connected_db);
 		}
 		if (!extension_present)
 			continue;
@@ -1028,20 +1031,23 @@ LambdaDetectWorkerMain(Datum main_arg)
 
 /*
  * LambdaDetectIngestHelperMain is an ingest helper's entry point (see
- * src/ingest_helpers.c): it connects as the worker does and drains the
- * inbox beside it, batch by batch, each in a unit of its own, until a batch
- * leaves nothing waiting, a unit fails, its slot is no longer wanted, or
- * SIGTERM; then it exits.  It scans no directory, runs no rule and keeps no
- * heartbeat state of its own: its batches count in the worker's, and
- * candidates it stores are handed to the worker, which runs the rules.
- * Nothing it could log about a missing or other-version extension is new
- * (the worker says it), so it stays silent about those.
+ * src/ingest_helpers.c): it connects where the worker is connected (the
+ * database and role in bgw_extra) and works beside it, unit by unit: a pass
+ * over inbox_dir whenever the worker asked for one since its last pass, and
+ * inbox batches.  It exits once a batch leaves nothing waiting and no pass is
+ * asked of it, when a unit fails, when its slot is no longer wanted or the
+ * worker has left its database, and on SIGTERM.  It runs no rule, does no
+ * maintenance and keeps no heartbeat state of its own: its batches count in
+ * the worker's, and candidates it stores are handed to the worker, which
+ * runs the rules.  Nothing it could log about a missing or other-version
+ * extension is new (the worker says it), so it stays silent about those.
  */
 void
 LambdaDetectIngestHelperMain(Datum main_arg)
 {
 	int			slot = DatumGetInt32(main_arg) & INGEST_HELPER_SLOT_MASK;
 	bool		for_scan = (DatumGetInt32(main_arg) & INGEST_HELPER_FOR_SCAN) != 0;
+	IngestHelperTarget target;
 	uint64		scans_served;
 
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -1053,13 +1059,18 @@ LambdaDetectIngestHelperMain(Datum main_arg)
 									   ALLOCSET_DEFAULT_SIZES);
 	scan_cxt = AllocSetContextCreate(worker_cxt, "lambda_detect scan",
 									 ALLOCSET_DEFAULT_SIZES);
+	memcpy(&target, MyBgworkerEntry->bgw_extra, sizeof(target));
 
-	/* published before connecting, so that DROP DATABASE can stop it meanwhile */
-	SharedStateHelperStarted(slot);
-	BackgroundWorkerInitializeConnection(ld_database,
-										 ld_worker_role[0] != '\0' ? ld_worker_role : NULL,
-										 0);
-	strlcpy(connected_db, ld_database, NAMEDATALEN);
+	/*
+	 * Published before connecting, so that DROP DATABASE can stop it
+	 * meanwhile; a slot still held by a helper of an earlier worker process
+	 * means this one is not wanted.
+	 */
+	if (!SharedStateHelperStarted(slot))
+		proc_exit(0);
+	BackgroundWorkerInitializeConnectionByOid(target.database_oid, target.role_oid, 0);
+	SharedStateHelperConnected();
+	strlcpy(connected_db, target.database, NAMEDATALEN);
 	connected_role = MemoryContextStrdup(TopMemoryContext, ld_worker_role);
 	pgstat_report_appname("lambda_detect ingest helper");
 	SetConfigOption("search_path", "pg_catalog, pg_temp", PGC_SUSET, PGC_S_SESSION);
@@ -1082,8 +1093,8 @@ LambdaDetectIngestHelperMain(Datum main_arg)
 			ProcessConfigFile(PGC_SIGHUP);
 		}
 		if (slot >= ld_ingest_helpers ||
-			strcmp(ld_database, connected_db) != 0 ||
-			strcmp(ld_worker_role, connected_role) != 0)
+			strcmp(ld_worker_role, connected_role) != 0 ||
+			!SharedStateWorkerDatabaseIs(connected_db))
 			break;
 		/* it never waits on a latch, so it looks for the postmaster itself */
 		if (!PostmasterIsAlive())
@@ -1115,7 +1126,13 @@ LambdaDetectIngestHelperMain(Datum main_arg)
 			SharedStateNoteCandidates();
 		if (!ok)
 			break;
-		if (!more && !scanned)
+
+		/*
+		 * Done, unless a pass was asked for meanwhile: the worker saw this
+		 * helper alive and started none for it.
+		 */
+		if (!more && !scanned &&
+			(ld_inbox_dir[0] == '\0' || SharedStateScanRequests() == scans_served))
 			break;
 	}
 	proc_exit(0);

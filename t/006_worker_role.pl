@@ -7,7 +7,7 @@
 # (also with track_activities off, and from a prepared transaction).  A
 # missing grant is logged once, naming the GRANT to run, and the worker
 # backs off until it is there; a role that may not log in is a clear
-# connection failure with backoff.
+# connection failure with backoff, also for the worker's ingest helpers.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -236,6 +236,22 @@ $node->safe_psql('postgres', 'ALTER ROLE lambda_detect_worker LOGIN');
 $node->safe_psql('postgres', submit_sql('role-login'));
 ok($node->poll_query_until('postgres', alerted('role-login')),
 	'with LOGIN back, it comes back and works');
+# 6. the role loses LOGIN while the worker is connected: an ingest helper
+# cannot connect, and the worker drains a backlog alone instead of starting
+# a helper per batch that fails
+$log_start = -s $node->logfile;
+$node->safe_psql('postgres', 'ALTER ROLE lambda_detect_worker NOLOGIN');
+$node->safe_psql('postgres', q{
+	INSERT INTO lambda_detect.inbox (payload)
+	SELECT jsonb_build_object('eventID', 'nologin-' || i, 'eventTime', '2026-11-01T10:00:00Z',
+	         'eventSource', 's3.amazonaws.com', 'eventName', 'GetObject')
+	  FROM generate_series(1, 20000) i});
+ok($node->poll_query_until('postgres', 'SELECT count(*) = 0 FROM lambda_detect.inbox'),
+	'with a NOLOGIN role the connected worker drains a backlog');
+is(count_in_log($node, qr/FATAL:  role "lambda_detect_worker" is not permitted to log in/, $log_start),
+	1, 'after one helper failed to connect, not one per batch');
+$node->safe_psql('postgres', 'ALTER ROLE lambda_detect_worker LOGIN');
+
 unlike(slurp_file($node->logfile), qr/terminated by signal/, 'no process crashed');
 
 $listener->quit;
