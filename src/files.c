@@ -963,34 +963,21 @@ try_file_lock(FileEntry *e)
 {
 	static SPIPlanPtr lock_plan = NULL;
 	static SPIPlanPtr ledger_plan = NULL;
+	Oid			argtypes[4] = {TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
 	Datum		values[4];
 	bool		isnull;
 	bool		result;
 	int			ret;
 
-	if (lock_plan == NULL)
-	{
-		Oid			argtypes[1] = {TEXTOID};
-
-		lock_plan = SPI_prepare("SELECT pg_try_advisory_xact_lock(hashtext('lambda_detect.inbox_dir'),"
-								"                                 hashtext($1))",
-								1, argtypes);
-		if (lock_plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(lock_plan);
-	}
-	if (ledger_plan == NULL)
-	{
-		Oid			argtypes[4] = {TEXTOID, INT8OID, TIMESTAMPTZOID, TIMESTAMPTZOID};
-
-		ledger_plan = SPI_prepare("SELECT NOT EXISTS (SELECT FROM lambda_detect.ingested_files l"
-								  "  WHERE l.path = $1 AND l.size = $2 AND l.mtime = $3"
-								  "    AND NOT (l.status = 'error' AND l.ctime <> $4))",
-								  4, argtypes);
-		if (ledger_plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(ledger_plan);
-	}
+	PrepareKeptPlan(&lock_plan,
+					"SELECT pg_try_advisory_xact_lock(hashtext('lambda_detect.inbox_dir'),"
+					"                                 hashtext($1))",
+					1, argtypes, 0);
+	PrepareKeptPlan(&ledger_plan,
+					"SELECT NOT EXISTS (SELECT FROM lambda_detect.ingested_files l"
+					"  WHERE l.path = $1 AND l.size = $2 AND l.mtime = $3"
+					"    AND NOT (l.status = 'error' AND l.ctime <> $4))",
+					4, argtypes, 0);
 
 	values[0] = CStringGetTextDatum(e->path);
 	ret = SPI_execute_plan(lock_plan, values, NULL, false, 1);
