@@ -76,12 +76,12 @@ helper_alive(int slot)
  * StartIngestHelpers starts a helper in every slot below
  * lambda_detect.ingest_helpers that has none running.  Called by the worker
  * after a batch that left rows waiting, and with for_scan when its scan of
- * inbox_dir finds more new files than one transaction takes: a
- * helper started for a scan scans too (running helpers learn of the scan
- * from SharedStateRequestScan).  When the
- * server has no background worker slot free, the worker works alone; that
- * is logged once.  Helpers connect to the worker's database as its role
- * (passed in bgw_extra), not to whatever the settings name by then.
+ * inbox_dir finds more new files than one transaction takes: a helper
+ * started for a scan scans too (running helpers learn of the scan from
+ * SharedStateRequestScan).  Helpers connect to the worker's database as its
+ * role (passed in bgw_extra), not to whatever the settings name by then.
+ * When the server has no background worker slot free, the worker works
+ * alone; that is logged once.
  */
 void
 StartIngestHelpers(bool for_scan, const char *database)
@@ -136,7 +136,7 @@ StartIngestHelpers(bool for_scan, const char *database)
 			helper_handles[slot] = NULL;
 			if (!start_failure_logged)
 				ereport(LOG,
-						(errmsg("lambda_detect worker: could not start an ingest helper; draining the inbox alone"),
+						(errmsg("lambda_detect worker: could not start an ingest helper; working alone"),
 						 errhint("Raise max_worker_processes, or lower lambda_detect.ingest_helpers.")));
 			start_failure_logged = true;
 			return;
