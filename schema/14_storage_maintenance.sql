@@ -69,8 +69,15 @@ RETURNS lambda_detect.storage_settings
 LANGUAGE sql STABLE
 SET search_path = pg_catalog, pg_temp
 AS $$
+    -- the row is built from named columns, not read as a whole-row value:
+    -- on Citus, where storage_settings is a reference table, a whole-row
+    -- reference takes the shard's row type (docs/scaling.md, item 7)
     SELECT COALESCE(
-        (SELECT s FROM lambda_detect.storage_settings s),
+        (SELECT ROW(s.singleton, s.partition_interval, s.partitions_ahead, s.events_retention,
+                    s.alerts_retention, s.rule_runs_retention, s.ingest_runs_retention,
+                    s.ingest_errors_retention, s.ingested_files_retention,
+                    s.step_rows)::lambda_detect.storage_settings
+           FROM lambda_detect.storage_settings s),
         ROW(true, 'day', 3, interval '90 days', interval '365 days', interval '90 days',
             interval '90 days', interval '90 days', NULL::interval, 10000)::lambda_detect.storage_settings)
 $$;
