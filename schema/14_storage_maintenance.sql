@@ -290,7 +290,9 @@ COMMENT ON FUNCTION lambda_detect.create_event_partition(timestamptz) IS
 -- maintain
 
 -- delete_expired deletes up to step_rows rows of table matching condition
--- (SQL text over the table's columns) and logs how many; returns it.
+-- (SQL text over the table's columns) and logs how many; returns it.  It
+-- names the rows by the table's primary key, not by ctid, which Citus
+-- refuses in a distributed table's DELETE (docs/scaling.md, item 7).
 CREATE FUNCTION lambda_detect.delete_expired(target regclass, condition text, step_rows integer,
                                              retention interval)
 RETURNS bigint
@@ -300,11 +302,22 @@ SET DateStyle = 'ISO, YMD'
 SET TimeZone = 'UTC'
 AS $$
 DECLARE
-    n bigint;
+    n   bigint;
+    key text;
 BEGIN
+    SELECT pg_catalog.string_agg(pg_catalog.quote_ident(a.attname), ', ' ORDER BY k.ord)
+      INTO key
+      FROM pg_catalog.pg_index i
+     CROSS JOIN LATERAL pg_catalog.unnest(i.indkey::pg_catalog.int2[]) WITH ORDINALITY AS k(attnum, ord)
+      JOIN pg_catalog.pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+     WHERE i.indrelid = target AND i.indisprimary;
+    IF key IS NULL THEN
+        RAISE EXCEPTION 'table % has no primary key', target
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
     EXECUTE pg_catalog.format(
-        'DELETE FROM %s WHERE ctid = ANY (ARRAY(SELECT ctid FROM %s WHERE %s LIMIT %s))',
-        target, target, condition, step_rows);
+        'DELETE FROM %s WHERE (%s) IN (SELECT %s FROM %s WHERE %s LIMIT %s)',
+        target, key, key, target, condition, step_rows);
     GET DIAGNOSTICS n = ROW_COUNT;
     IF n > 0 THEN
         INSERT INTO lambda_detect.maintenance_log (action, target, rows, detail)
@@ -417,18 +430,19 @@ BEGIN
     END LOOP;
 
     -- 3. partitions wholly past the events retention, unless they hold a
-    -- candidate ingested after the rules last looked
+    -- candidate ingested after the rules last looked (tested for each
+    -- partition in the loop: Citus refuses it as a correlated subquery)
     <<drop_expired>>
     FOR p IN
         SELECT e.partition, e.partition::text AS name, e.range_start, e.range_end, e.estimated_rows
           FROM lambda_detect.event_partitions e
          WHERE NOT e.is_default AND horizon IS NOT NULL AND e.range_end <= horizon
-           AND NOT EXISTS (SELECT 1 FROM lambda_detect.rule_candidates c
-                            WHERE c.event_time >= e.range_start AND c.event_time < e.range_end
-                              AND c.ingested_at >= examined)
          ORDER BY e.range_start
     LOOP
         EXIT WHEN steps >= max_steps;
+        CONTINUE WHEN EXISTS (SELECT 1 FROM lambda_detect.rule_candidates c
+                               WHERE c.event_time >= p.range_start AND c.event_time < p.range_end
+                                 AND c.ingested_at >= examined);
         steps := steps + 1;
         BEGIN
             EXECUTE pg_catalog.format('DROP TABLE %s', p.partition);
