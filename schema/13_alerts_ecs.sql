@@ -4,8 +4,10 @@
 -- Version 1.1 moved it here from 08_investigation.sql: it joins events,
 -- which 11_event_partitions.sql rebuilds as a partitioned table, so it is
 -- created after that (the update from 1.0 drops the old view first).  It
--- joins on the event's id and time, so that only one partition is read,
--- and carries the grouping of alerts as Elastic's suppression fields.
+-- joins on the event's whole key (id, time and account): the time so that
+-- only one partition is read, the account so that under Citus the join is
+-- between colocated shards (docs/scaling.md); it carries the grouping of
+-- alerts as Elastic's suppression fields.
 
 CREATE VIEW lambda_detect.alerts_ecs WITH (security_invoker = true) AS
 SELECT a.alert_id                       AS "lambda_detect.alert_id",
@@ -57,6 +59,7 @@ SELECT a.alert_id                       AS "lambda_detect.alert_id",
        a.group_key                      AS "kibana.alert.suppression.terms"
   FROM lambda_detect.alerts a
   LEFT JOIN lambda_detect.events e ON e.event_id = a.event_id AND e.event_time = a.event_time
+                                  AND e.recipient_account_id = a.account_id
   LEFT JOIN lambda_detect.rules r ON r.rule = a.rule;
 
 COMMENT ON VIEW lambda_detect.alerts_ecs IS
