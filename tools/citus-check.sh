@@ -21,8 +21,10 @@
 #      citus.enable_unsafe_triggers = on (ALTER SYSTEM on every node);
 #   4. the product through the coordinator: the worker's ingestion of inbox
 #      rows, the candidate log triggers, ingest_now(), run_rule() and its
-#      NOTIFY to a LISTEN on the coordinator, triage, maintain() and
-#      create_event_partition(), the guide's settings.
+#      NOTIFY to a LISTEN on the coordinator, triage, the guide's settings,
+#      alerts_ecs, create_event_partition() and maintain() with work for each
+#      of its steps (an expired and a late event in events_default, an
+#      expired partition, an expired closed alert).
 # Where a step of the plan fails as shipped, the script says FAILED and, to
 # reach the checks behind it, applies a stated workaround in the throwaway
 # cluster only (it drops exceptions_rule_fkey before distributing rules, and
@@ -285,20 +287,60 @@ fi
 
 id=$(sql "$COORD" "SELECT min(alert_id) FROM lambda_detect.alerts")
 if [ -n "$id" ]; then
-	check "acknowledge_alert($id)" "SELECT lambda_detect.acknowledge_alert($id, 'citus-check')"
-	check "close_alert($id)" "SELECT lambda_detect.close_alert($id, 'false_positive', 'citus-check')"
+	expect "acknowledge_alert($id)" "SELECT (lambda_detect.acknowledge_alert($id, 'citus-check')).status" acknowledged
+	expect "close_alert($id)" "SELECT (lambda_detect.close_alert($id, 'false_positive', 'citus-check')).status" closed
 	check "find_alert($id)" "SELECT lambda_detect.find_alert($id)"
 	check "investigate($id)" "SELECT lambda_detect.investigate($id)"
 fi
 check "effective_storage_settings() (reads a reference table)" "SELECT lambda_detect.effective_storage_settings()"
 check "effective_investigation_settings() (reads a reference table)" "SELECT lambda_detect.effective_investigation_settings()"
-check "the alerts_ecs view" "SELECT count(*) FROM lambda_detect.alerts_ecs"
+expect "the alerts_ecs view, every alert joined to its event" \
+	"SELECT count(*) > 0 AND count(*) = count(\"event.provider\") FROM lambda_detect.alerts_ecs" t
 check "the event_partitions view" "SELECT count(*) FROM lambda_detect.event_partitions"
 
-# item 7
+# item 7, and work for each step of maintain(): an expired event in
+# events_default that is not a candidate (a bounded delete by primary key), a
+# late one (drained into a new partition), an expired empty partition (dropped
+# after its test for fresh candidates), the closed alert made expired (deleted
+# with its occurrences).  The worker's own maintenance may take these steps
+# first: the checks look at the result and maintenance_log, not at who did it.
 check "create_event_partition(now() + 10 days) (item 7)" \
 	"SELECT lambda_detect.create_event_partition(now() + interval '10 days')"
+old_part=$(sql "$COORD" "SELECT lambda_detect.create_event_partition(now() - interval '300 days')")
+if [ -n "$old_part" ] && [ "$(sql "$COORD" "SELECT to_regclass('$old_part') IS NOT NULL")" = t ]; then
+	ok "create_event_partition(now() - 300 days): $old_part, expired"
+else
+	fail "create_event_partition(now() - 300 days): $old_part"
+fi
+check "an expired event (not a candidate) and a late one ingested into events_default" \
+	"BEGIN;
+	 INSERT INTO lambda_detect.inbox (source, payload) VALUES
+	   ('citus-check', $(rec cc-old 111122223333 "now() - interval '200 days'" GetFunction20150331v2)),
+	   ('citus-check', $(rec cc-late 444455556666 "now() - interval '20 days'"));
+	 SELECT lambda_detect.ingest_now();
+	 COMMIT"
+if [ -n "$id" ]; then
+	check "closed alert $id made expired (status_changed_at 400 days ago)" \
+		"UPDATE lambda_detect.alerts SET status_changed_at = now() - interval '400 days' WHERE alert_id = $id"
+fi
 check "maintain() (item 7)" "SELECT count(*) FROM lambda_detect.maintain()"
+expect "maintain() deleted the expired event from events_default (by primary key)" \
+	"SELECT NOT EXISTS (SELECT 1 FROM lambda_detect.events WHERE event_id = 'cc-old')
+	    AND EXISTS (SELECT 1 FROM lambda_detect.maintenance_log
+	                 WHERE action = 'delete_expired' AND target = 'lambda_detect.events_default')" t
+expect "maintain() drained the late event into a partition" \
+	"SELECT NOT EXISTS (SELECT 1 FROM lambda_detect.events_default WHERE event_id = 'cc-late')
+	    AND EXISTS (SELECT 1 FROM lambda_detect.events WHERE event_id = 'cc-late')" t
+if [ -n "$old_part" ]; then
+	expect "maintain() dropped the expired partition $old_part" \
+		"SELECT to_regclass('$old_part') IS NULL
+		    AND EXISTS (SELECT 1 FROM lambda_detect.maintenance_log
+		                 WHERE action = 'drop_partition' AND target = '$old_part')" t
+fi
+if [ -n "$id" ]; then
+	expect "maintain() deleted the expired closed alert $id" \
+		"SELECT NOT EXISTS (SELECT 1 FROM lambda_detect.alerts WHERE alert_id = $id)" t
+fi
 expect "every partition of events still distributed and colocated after maintenance" \
 	"SELECT bool_and(p.colocationid = (SELECT colocationid FROM pg_dist_partition WHERE logicalrelid = 'lambda_detect.events'::regclass))
 	   FROM pg_inherits i LEFT JOIN pg_dist_partition p ON p.logicalrelid = i.inhrelid
