@@ -82,7 +82,10 @@ SELECT count(*) AS partitions,
 -- every foreign key that touches a table of the plan, and whether Citus
 -- accepts it: distributed -> distributed only on the distribution columns,
 -- distributed -> reference and reference -> reference always, never from a
--- reference or local table to a distributed one
+-- reference or local table to a distributed one.  None since 1.1: the one
+-- of 1.0, exceptions.rule -> rules.rule, kept Citus 13.2.2 from making the
+-- two reference tables (it would convert objects of the extension), and
+-- triggers check the rule instead (schema/18_exception_rule_check.sql)
 SELECT f.conrelid::regclass AS from_table, coalesce(fp.role, 'local') AS from_role,
        f.confrelid::regclass AS to_table, coalesce(tp.role, 'local') AS to_role, f.conname,
        CASE
@@ -101,6 +104,12 @@ SELECT f.conrelid::regclass AS from_table, coalesce(fp.role, 'local') AS from_ro
  WHERE f.contype = 'f' AND (fp.tbl IS NOT NULL OR tp.tbl IS NOT NULL)
    AND NOT EXISTS (SELECT 1 FROM pg_class c WHERE c.oid = f.conrelid AND c.relispartition)
  ORDER BY f.conrelid::regclass::text, f.conname;
+-- the triggers that do what the foreign key did, on rules and exceptions
+SELECT t.tgrelid::regclass AS on_table, t.tgname, t.tgfoid::regproc AS function
+  FROM pg_trigger t
+ WHERE t.tgrelid IN ('lambda_detect.rules'::regclass, 'lambda_detect.exceptions'::regclass)
+   AND t.tgfoid IN ('lambda_detect.check_exception_rule'::regproc, 'lambda_detect.cascade_rule_to_exceptions'::regproc)
+ ORDER BY 1, 2;
 
 -- An event without recipientAccountId is stored (under ''), deduplicated
 -- like any other, and its account is unknown to the rules: the seed rule

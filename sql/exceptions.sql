@@ -146,6 +146,32 @@ DELETE FROM lambda_detect.rules WHERE rule = 'url-renamed';
 SELECT count(*) FROM lambda_detect.exceptions WHERE value IN ('0.0.0.0/0', '*');
 ROLLBACK;
 
+-- 1.1 checks an exception's rule with triggers, not a foreign key (Citus):
+-- a rename renames only that rule's exceptions, a change that keeps the name
+-- touches none, a delete deletes only that rule's, an exception for every
+-- rule (NULL) stays
+BEGIN;
+INSERT INTO lambda_detect.exceptions (rule, field, operator, value, reason) VALUES
+  ('lambda-cross-account-invocation', 'function_name', 'equals', 'cascade-a', 'r'),
+  ('lambda-cross-account-invocation', 'function_name', 'equals', 'cascade-b', 'r'),
+  (NULL, 'function_name', 'equals', 'cascade-all', 'r');
+UPDATE lambda_detect.rules SET rule = 'cross-renamed' WHERE rule = 'lambda-cross-account-invocation';
+SELECT coalesce(rule, '(every rule)') AS rule, value FROM lambda_detect.exceptions
+ WHERE value LIKE 'cascade-%' OR rule IS NOT NULL ORDER BY id;
+UPDATE lambda_detect.rules SET max_signals = max_signals + 1 WHERE rule = 'cross-renamed';
+SELECT count(*) FROM lambda_detect.exceptions WHERE rule = 'cross-renamed';
+DELETE FROM lambda_detect.rules WHERE rule = 'cross-renamed';
+SELECT coalesce(rule, '(every rule)') AS rule, value FROM lambda_detect.exceptions
+ WHERE value LIKE 'cascade-%' OR rule IS NOT NULL ORDER BY id;
+ROLLBACK;
+-- moving an exception to a rule that does not exist is refused as adding one
+-- is (23503, the rule named, a hint); names are case-sensitive
+SELECT pg_temp.error_of(format(
+         'UPDATE lambda_detect.exceptions SET rule = %L WHERE value = %L', rule, '0.0.0.0/0')) AS result
+  FROM (VALUES ('no-such-rule'), ('Lambda-Function-URL-Public'), ('lambda-public-invocation')) AS t(rule);
+SELECT rule, value FROM lambda_detect.exceptions WHERE value = '0.0.0.0/0';
+UPDATE lambda_detect.exceptions SET rule = 'lambda-function-url-public' WHERE value = '0.0.0.0/0';
+
 -- bad entries are refused
 SELECT pg_temp.error_of(format(
          'INSERT INTO lambda_detect.exceptions (rule, field, operator, value, reason) VALUES (%L, %L, %L, %L, %L)',
