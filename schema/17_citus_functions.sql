@@ -14,7 +14,9 @@
 --   FOR UPDATE by alert_id alone, which Citus refuses on a distributed
 --   table unless the distribution column is fixed: they find the alert's
 --   account first, then lock and update the alert by its whole key
---   (alert_id, account_id), which goes to one shard.
+--   (alert_id, account_id), which goes to one shard.  When
+--   lambda_detect.notify_from = session they call notify_alert_changed()
+--   (15_notify_payload.sql), which notifies the change from the session.
 
 CREATE OR REPLACE FUNCTION lambda_detect.effective_investigation_settings()
 RETURNS lambda_detect.investigation_settings
@@ -71,6 +73,11 @@ BEGIN
     UPDATE lambda_detect.alerts x SET status = 'acknowledged', status_note = note
      WHERE x.alert_id = acknowledge_alert.alert_id AND x.account_id = acct
     RETURNING x.* INTO a;
+    -- with notify_from = session the change is notified from here (the
+    -- call only then, so that analysts need its grant only then)
+    IF pg_catalog.current_setting('lambda_detect.notify_from', true) = 'session' THEN
+        PERFORM lambda_detect.notify_alert_changed(a.alert_id, 'status');
+    END IF;
     RETURN a;
 END;
 $$;
@@ -128,6 +135,11 @@ BEGIN
        SET status = 'closed', resolution = close_alert.resolution, status_note = note
      WHERE x.alert_id = close_alert.alert_id AND x.account_id = acct
     RETURNING x.* INTO a;
+    -- with notify_from = session the change is notified from here (the
+    -- call only then, so that analysts need its grant only then)
+    IF pg_catalog.current_setting('lambda_detect.notify_from', true) = 'session' THEN
+        PERFORM lambda_detect.notify_alert_changed(a.alert_id, 'status');
+    END IF;
     RETURN a;
 END;
 $$;

@@ -23,7 +23,7 @@ GRANT EXECUTE ON FUNCTION
     lambda_detect.classify_user_agent(text), lambda_detect.parse_policy_statement(text),
     lambda_detect.shell_quote(text), lambda_detect.cli_option(text, text),
     lambda_detect.acknowledge_alert(bigint, text), lambda_detect.close_alert(bigint, text, text),
-    lambda_detect.partition_range(oid)
+    lambda_detect.notify_alert_changed(bigint, text), lambda_detect.partition_range(oid)
   TO regress_analyst;
 GRANT USAGE ON SCHEMA lambda_detect TO regress_admin;
 GRANT SELECT, UPDATE ON lambda_detect.rules TO regress_admin;

@@ -40,6 +40,11 @@ extern char *ld_worker_role;
 extern char *ld_inbox_dir;
 extern int	ld_batch_size;
 extern int	ld_ingest_helpers;
+extern int	ld_notify_from;
+
+/* lambda_detect.notify_from */
+#define NOTIFY_FROM_TRIGGER 0
+#define NOTIFY_FROM_SESSION 1
 extern int	ld_naptime_ms;
 extern int	ld_scan_interval_ms;
 extern int	ld_maintenance_interval_ms;

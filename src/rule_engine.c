@@ -113,6 +113,7 @@ prepare_kept(SPIPlanPtr *cache, const char *sql, int nargs, Oid *argtypes)
 }
 
 static TimestampTz oldest_open_transaction_start(TimestampTz limit);
+static void notify_from_session(Datum alert_id);
 
 /*
  * LambdaInvokeAction tells whether an AddPermission action lets the
@@ -447,8 +448,39 @@ create_alert(RuleRunState *state, const char *event_id, TimestampTz event_time,
 	if (ret != SPI_OK_INSERT_RETURNING)
 		elog(ERROR, "could not create alert: %s", SPI_result_code_string(ret));
 	created = (SPI_processed == 1);
-	SPI_freetuptable(SPI_tuptable);
+	if (created && ld_notify_from == NOTIFY_FROM_SESSION)
+	{
+		bool		isnull;
+		Datum		alert_id = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc,
+											 1, &isnull);
+
+		SPI_freetuptable(SPI_tuptable);
+		notify_from_session(alert_id);
+	}
+	else
+		SPI_freetuptable(SPI_tuptable);
 	return created;
+}
+
+/*
+ * notify_from_session sends the NOTIFY of a new alert from this session,
+ * when lambda_detect.notify_from = session (the triggers on alerts then do
+ * nothing; under Citus they would fire on the node holding the shard).
+ */
+static void
+notify_from_session(Datum alert_id)
+{
+	static SPIPlanPtr notify_plan = NULL;
+	Oid			argtypes[1] = {INT8OID};
+	int			ret;
+
+	prepare_kept(&notify_plan,
+				 "SELECT lambda_detect.notify_alert_changed($1, 'new')",
+				 1, argtypes);
+	ret = SPI_execute_plan(notify_plan, &alert_id, NULL, false, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "could not notify the alert: %s", SPI_result_code_string(ret));
+	SPI_freetuptable(SPI_tuptable);
 }
 
 static char *

@@ -9,7 +9,8 @@
  * server's configuration file.  The database and the role the worker
  * connects as are read on SIGHUP too: a connection cannot change either, so
  * the worker restarts to follow them.  notify_payload is read by SQL
- * (alert_notify_payload()), by whichever session changes an alert.
+ * (alert_notify_payload()), by whichever session changes an alert;
+ * notify_from too, and by the rule engine.
  *
  * src/settings.c
  *
@@ -38,6 +39,15 @@ bool		ld_run_rules = true;
 
 /* read by alert_notify_payload() with current_setting(), not by C */
 static int	ld_notify_payload = 1;
+
+/* who sends NOTIFY: the triggers on alerts, or the sessions changing them */
+int			ld_notify_from = NOTIFY_FROM_TRIGGER;
+
+static const struct config_enum_entry notify_from_options[] = {
+	{"trigger", NOTIFY_FROM_TRIGGER, false},
+	{"session", NOTIFY_FROM_SESSION, false},
+	{NULL, 0, false}
+};
 
 static const struct config_enum_entry notify_payload_options[] = {
 	{"minimal", 0, false},
@@ -212,6 +222,26 @@ DefineSettings(void)
 							 &ld_notify_payload,
 							 1,
 							 notify_payload_options,
+							 PGC_SUSET,
+							 0,
+							 NULL, NULL, NULL);
+
+	/*
+	 * Read by the rule engine in C and by notify_alert() and
+	 * notify_alert_changed() with current_setting(): under Citus the
+	 * triggers on alerts would fire on the nodes holding its shards, so the
+	 * session that changes an alert sends the notification instead.
+	 */
+	DefineCustomEnumVariable("lambda_detect.notify_from",
+							 "What sends NOTIFY lambda_detect_alerts: the triggers on alerts, or the session.",
+							 "trigger (default): the triggers on alerts notify each new alert and each status "
+							 "change.  session: the rule engine notifies the alerts it creates and "
+							 "acknowledge_alert()/close_alert() the changes they make, and the triggers do "
+							 "nothing; a direct UPDATE of alerts.status then notifies nothing.  For Citus, "
+							 "where row triggers fire on the nodes holding the shards.",
+							 &ld_notify_from,
+							 NOTIFY_FROM_TRIGGER,
+							 notify_from_options,
 							 PGC_SUSET,
 							 0,
 							 NULL, NULL, NULL);

@@ -93,19 +93,22 @@ static const WorkerGrant worker_grants[] =
 	"occurrences, first_event_id, first_event_time, last_event_id, last_event_time"},
 	{ON_TABLE, "alert_occurrences", ACL_SELECT, "SELECT", NULL},
 	{ON_TABLE, "alert_occurrences", ACL_INSERT, "INSERT", NULL},
+	/* NOTIFY from the rule engine when notify_from = session: SECURITY DEFINER */
+	{ON_FUNCTION, "notify_alert_changed(bigint, text)", ACL_EXECUTE, "EXECUTE", NULL},
 	/* storage upkeep (worker.c): SECURITY DEFINER, EXECUTE is all it needs */
 	{ON_FUNCTION, "maintain(integer)", ACL_EXECUTE, "EXECUTE", NULL},
 };
 
 /*
- * The functions the worker's statements call by name: "normalize(jsonb)"
- * or "maintain(integer)" of schema lambda_detect; InvalidOid when the
- * installed schema lacks it.
+ * The functions the worker's statements call by name ("normalize(jsonb)",
+ * "maintain(integer)", "notify_alert_changed(bigint, text)" of schema
+ * lambda_detect); InvalidOid when the installed schema lacks it.
  */
 static Oid
 worker_function_oid(const char *signature)
 {
-	Oid			argtypes[1];
+	Oid			argtypes[2];
+	int			nargs = 1;
 	const char *name;
 
 	if (strcmp(signature, "normalize(jsonb)") == 0)
@@ -118,10 +121,17 @@ worker_function_oid(const char *signature)
 		argtypes[0] = INT4OID;
 		name = "maintain";
 	}
+	else if (strcmp(signature, "notify_alert_changed(bigint, text)") == 0)
+	{
+		argtypes[0] = INT8OID;
+		argtypes[1] = TEXTOID;
+		nargs = 2;
+		name = "notify_alert_changed";
+	}
 	else
 		elog(ERROR, "unknown worker function \"%s\"", signature);
 	return LookupFuncName(list_make2(makeString("lambda_detect"), makeString(unconstify(char *, name))),
-						  1, argtypes, true);
+						  nargs, argtypes, true);
 }
 
 /*

@@ -10,7 +10,7 @@
 \ir helpers/setup.sql
 CREATE EXTENSION IF NOT EXISTS dblink;
 
-SELECT plan(19);
+SELECT plan(29);
 
 -- wait_notify(connection, event_id, kind, timeout): polls the listening
 -- connection every 0.1 s for a lambda_detect_alerts notification about
@@ -179,6 +179,95 @@ SELECT is(pg_temp.payload('worker') ->> 'alert_id',
           'the notification names the worker''s alert');
 SELECT is(pg_temp.payload('worker') ->> 'event_id', 'tap-notify-worker-1',
           'with the event''s fields, as the alert row has them');
+
+-- (e) lambda_detect.notify_from = session (for Citus, where the triggers
+-- would fire on the nodes holding alerts' shards): the triggers stay silent
+-- and the session that creates or triages an alert notifies it, once.
+-- notifications_until(conn, marker) returns the alert notifications the
+-- listener receives before a marker sent afterwards on another channel:
+-- commits are delivered in order, so what did not come before it will not
+-- come.
+CREATE FUNCTION pg_temp.notifications_until(conn text, marker text, timeout interval DEFAULT '20 seconds')
+RETURNS SETOF jsonb
+LANGUAGE plpgsql
+AS $$
+DECLARE
+    deadline timestamptz := clock_timestamp() + timeout;
+    n        record;
+BEGIN
+    LOOP
+        FOR n IN SELECT * FROM dblink_get_notify(conn) LOOP
+            IF n.notify_name = 'tap_marker' AND n.extra = marker THEN
+                RETURN;
+            ELSIF n.notify_name = 'lambda_detect_alerts' THEN
+                RETURN NEXT n.extra::jsonb;
+            END IF;
+        END LOOP;
+        IF clock_timestamp() >= deadline THEN
+            RAISE EXCEPTION 'marker % not received', marker;
+        END IF;
+        PERFORM pg_sleep(0.1);
+    END LOOP;
+END;
+$$;
+SELECT is(dblink_exec('tap_notify_listener', 'LISTEN tap_marker'), 'LISTEN',
+          'the listener also listens for markers');
+
+BEGIN;
+SET LOCAL lambda_detect.notify_from = session;
+INSERT INTO lambda_detect.inbox (source, payload)
+VALUES ('tap-notify', lambda_detect_test.ct_attack('tap-notify-session-1'));
+SELECT is((SELECT events FROM lambda_detect.ingest_now()), 1, 'session mode: the attack is ingested');
+SELECT cmp_ok((SELECT alerts_created FROM lambda_detect.run_rule('lambda-public-invocation')), '>=', 1,
+              'and alerted by run_rule');
+COMMIT;
+SELECT pg_notify('tap_marker', 'session-new') AS marker_sent \gset
+SELECT results_eq(
+    $$SELECT p ->> 'kind', p ->> 'event_id' FROM pg_temp.notifications_until('tap_notify_listener', 'session-new') p
+       WHERE p ->> 'event_id' = 'tap-notify-session-1'$$,
+    $$VALUES ('new', 'tap-notify-session-1')$$,
+    'notify_from = session: run_rule notifies its new alert itself, once (the trigger is silent)');
+
+SELECT alert_id AS session_alert_id FROM lambda_detect.alerts WHERE event_id = 'tap-notify-session-1' \gset
+BEGIN;
+SET LOCAL lambda_detect.notify_from = session;
+SELECT is((SELECT status FROM lambda_detect.acknowledge_alert(:session_alert_id, 'tap: session mode')),
+          'acknowledged', 'acknowledge_alert() works in session mode');
+COMMIT;
+SELECT pg_notify('tap_marker', 'session-ack') AS marker_sent \gset
+SELECT results_eq(
+    $$SELECT p ->> 'kind', p ->> 'status' FROM pg_temp.notifications_until('tap_notify_listener', 'session-ack') p
+       WHERE (p ->> 'alert_id')::bigint = $$ || :session_alert_id,
+    $$VALUES ('status', 'acknowledged')$$,
+    'acknowledge_alert() notifies the change itself, once');
+
+BEGIN;
+SET LOCAL lambda_detect.notify_from = session;
+UPDATE lambda_detect.alerts SET status = 'closed', resolution = 'benign', status_note = 'tap'
+ WHERE alert_id = :session_alert_id;
+INSERT INTO lambda_detect.alerts
+    (rule, rule_version, event_id, event_time, ingested_at, severity, risk_score, reason, event_name)
+VALUES ('lambda-public-invocation', 1, 'tap-notify-session-2', now(), now(), 'medium', 47,
+        'tap: inserted by hand', 'AddPermission20150331v2');
+COMMIT;
+SELECT pg_notify('tap_marker', 'session-direct') AS marker_sent \gset
+SELECT is((SELECT count(*) FROM pg_temp.notifications_until('tap_notify_listener', 'session-direct')),
+          0::bigint,
+          'a direct UPDATE of status or INSERT of an alert notifies nothing in session mode');
+
+SELECT throws_ok($$SET lambda_detect.notify_from = everywhere$$, '22023', NULL,
+                 'notify_from is trigger or session');
+SELECT is(current_setting('lambda_detect.notify_from'), 'trigger', 'trigger by default');
+-- and by default the same direct insert is notified by the trigger, as in (a)
+INSERT INTO lambda_detect.alerts
+    (rule, rule_version, event_id, event_time, ingested_at, severity, risk_score, reason, event_name)
+VALUES ('lambda-public-invocation', 1, 'tap-notify-session-3', now(), now(), 'medium', 47,
+        'tap: inserted by hand', 'AddPermission20150331v2');
+SELECT pg_notify('tap_marker', 'trigger-direct') AS marker_sent \gset
+SELECT results_eq(
+    $$SELECT p ->> 'event_id' FROM pg_temp.notifications_until('tap_notify_listener', 'trigger-direct') p$$,
+    $$VALUES ('tap-notify-session-3')$$,
+    'with the default, the trigger notifies the same insert');
 
 SELECT is(dblink_disconnect('tap_notify_listener'), 'OK', 'the listener disconnects');
 

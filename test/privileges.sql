@@ -23,7 +23,7 @@ SELECT is((SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.prona
 SELECT is((SELECT array_agg(p.proname::text ORDER BY p.proname) FROM pg_proc p
              JOIN pg_namespace n ON n.oid = p.pronamespace
             WHERE n.nspname = 'lambda_detect' AND p.prosecdef),
-          ARRAY['cascade_rule_to_exceptions', 'check_exception_rule', 'create_event_partition', 'ingest_now', 'log_rule_candidate', 'maintain', 'notify_alert', 'run_rule'],
+          ARRAY['cascade_rule_to_exceptions', 'check_exception_rule', 'create_event_partition', 'ingest_now', 'log_rule_candidate', 'maintain', 'notify_alert', 'notify_alert_changed', 'run_rule'],
           'only the functions a duty needs EXECUTE on alone are SECURITY DEFINER');
 SELECT ok(NOT EXISTS (SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
                        WHERE n.nspname = 'lambda_detect' AND c.relkind = 'r'
