@@ -35,12 +35,22 @@ val() { psql -X -q -At -v ON_ERROR_STOP=1 -d postgres -c "$1"; }
 now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.3f", b - a }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
-wait_until() {	# wait_until SQL-boolean [seconds]: bounded poll
-	local deadline=$(( $(date +%s) + ${2:-600} ))
-	until [ "$(val "SELECT ($1)")" = t ]; do
-		[ "$(date +%s)" -lt "$deadline" ] || { echo "timed out waiting for: $1" >&2; exit 1; }
-		sleep 0.05
-	done
+# wait_until SQL-boolean [seconds]: poll inside one server session, every
+# 10 ms, until the condition holds or the deadline passes.  A loop of psql
+# processes (one fork, connection and backend per poll) would take CPU from
+# the worker being measured, and the baselines run with no poller at all.
+wait_until() {
+	q -c "DO \$wait\$
+	      DECLARE deadline timestamptz := clock_timestamp() + interval '${2:-600} s';
+	      BEGIN
+	          WHILE NOT coalesce(($1), false) LOOP
+	              IF clock_timestamp() > deadline THEN
+	                  RAISE EXCEPTION 'timed out waiting for: %', \$cond\$$1\$cond\$;
+	              END IF;
+	              PERFORM pg_sleep(0.01);
+	          END LOOP;
+	      END
+	      \$wait\$" || exit 1
 }
 csv_json=(WITH "(FORMAT csv, QUOTE E'\\x01', DELIMITER E'\\x02')")
 
