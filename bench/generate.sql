@@ -3,7 +3,7 @@
 -- bench.record(i, attack_every) returns CloudTrail record number i: a mix of
 -- services and event names dominated by read-only calls (AssumeRole,
 -- Decrypt, Describe*, Get*, List*), about 3% errors, a thousand actors over
--- twenty accounts and five regions, unique eventIDs, and records of about
+-- twenty accounts and five regions, unique UUID eventIDs, and records of about
 -- 1-1.5 kB (identity with session context, TLS details, request
 -- parameters).  Every attack_every-th record is a Lambda AddPermission;
 -- half of those grant principal "*" (the attack), half a service.
@@ -15,6 +15,14 @@ CREATE SCHEMA IF NOT EXISTS bench;
 CREATE OR REPLACE FUNCTION bench.h(i bigint, s int, n int) RETURNS int
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
 $$ SELECT (abs(hashint8(i * 7919 + s)::bigint) % n)::int $$;
+
+-- a UUID-shaped text (as CloudTrail's eventID and requestID are) made
+-- from the hash of seed: distinct seeds give distinct ids
+CREATE OR REPLACE FUNCTION bench.uuid_text(seed text) RETURNS text
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
+$$ SELECT substr(m, 1, 8) || '-' || substr(m, 9, 4) || '-4' || substr(m, 14, 3) || '-'
+          || substr(m, 17, 4) || '-' || substr(m, 21, 12)
+     FROM md5(seed) m $$;
 
 -- the event catalog: source, name, read-only, weight (per mille)
 CREATE TABLE IF NOT EXISTS bench.catalog (
@@ -89,8 +97,8 @@ SELECT jsonb_build_object(
     'userAgent', agent,
     'requestParameters', params,
     'responseElements', response,
-    'requestID', md5('req' || i),
-    'eventID', id_prefix || '-' || i || '-' || substr(md5(i::text), 1, 12),
+    'requestID', bench.uuid_text('req-' || i),
+    'eventID', bench.uuid_text(id_prefix || '-' || i),
     'readOnly', read_only,
     'eventType', 'AwsApiCall',
     'managementEvent', true,
