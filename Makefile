@@ -21,6 +21,7 @@ OBJS = \
 	src/json_text.o \
 	src/normalize.o \
 	src/ingest.o \
+	src/dir_cache.o \
 	src/ingest_helpers.o \
 	src/files.o \
 	src/rule_lambda_public.o \

@@ -64,6 +64,7 @@ typedef struct FileEntry
 	dev_t		dev;			/* identity when listed: the file opened must be it */
 	ino_t		ino;
 	char	   *note;			/* why it is skipped or failed */
+	DirState   *dir;			/* its directory's cache entry (worker's scans) */
 } FileEntry;
 
 typedef struct FileList
@@ -72,6 +73,17 @@ typedef struct FileList
 	int			n;
 	int			capacity;
 } FileList;
+
+/* one walk of the tree (see dir_cache.c for the directory cache) */
+typedef struct WalkState
+{
+	TimestampTz settled_before; /* files modified later wait for a later scan */
+	bool		use_cache;		/* skip directories known complete and unchanged */
+	TimestampTz stable_before;	/* directories changed later are never complete */
+	uint64		scan;			/* this walk's number */
+	List	   *read_dirs;		/* DirState of each directory read */
+	int			dirs_skipped;
+} WalkState;
 
 /* the outcome of reading one file */
 typedef struct FileOutcome
@@ -121,8 +133,8 @@ has_log_suffix(const char *name)
 }
 
 static void
-add_entry(FileList *list, const char *path, FileKind kind, struct stat *st,
-		  const char *note)
+add_entry(FileList *list, DirState *dir, const char *path, FileKind kind,
+		  struct stat *st, const char *note)
 {
 	FileEntry  *e;
 
@@ -142,6 +154,7 @@ add_entry(FileList *list, const char *path, FileKind kind, struct stat *st,
 	e->dev = st ? st->st_dev : 0;
 	e->ino = st ? st->st_ino : 0;
 	e->note = note ? pstrdup(note) : NULL;
+	e->dir = dir;
 }
 
 /*
@@ -151,16 +164,54 @@ add_entry(FileList *list, const char *path, FileKind kind, struct stat *st,
  * files among them) are ignored.  A directory's names are read and the
  * directory closed before descending, so the depth of a tree costs no open
  * descriptors.
+ *
+ * With the directory cache, a directory that an earlier walk read complete
+ * and whose mtime, device and inode are still the same is not read: only
+ * its subdirectories, as they were, are walked.  The directory's own lstat
+ * comes before it is read, so a name added while it is being read changes
+ * the mtime that the next walk compares.
  */
 static void
-walk_directory(const char *dir, FileList *list, TimestampTz settled_before)
+walk_directory(const char *dir, FileList *list, WalkState *ws)
 {
 	DIR		   *d;
 	struct dirent *de;
 	List	   *names = NIL;
+	List	   *subdirs = NIL;
 	ListCell   *lc;
+	DirState   *ds = NULL;
+	struct stat dst;
 
 	check_stack_depth();
+	CHECK_FOR_INTERRUPTS();
+	if (ws->use_cache && lstat(dir, &dst) == 0 && S_ISDIR(dst.st_mode))
+	{
+		TimestampTz dmtime = time_from_timespec(dst.st_mtim.tv_sec, dst.st_mtim.tv_nsec);
+
+		ds = DirCacheLookup(dir, false);
+		if (ds != NULL && ds->complete && ds->mtime == dmtime &&
+			ds->dev == dst.st_dev && ds->ino == dst.st_ino)
+		{
+			ds->last_scan = ws->scan;
+			ws->dirs_skipped++;
+			for (int i = 0; i < ds->nsubdirs; i++)
+			{
+				char	   *path = psprintf("%s/%s", dir, ds->subdirs[i]);
+
+				walk_directory(path, list, ws);
+				pfree(path);
+			}
+			return;
+		}
+		ds = DirCacheLookup(dir, true);
+		ds->complete = false;
+		ds->mtime = dmtime;
+		ds->dev = dst.st_dev;
+		ds->ino = dst.st_ino;
+		ds->last_scan = ws->scan;
+		ds->may_complete = dmtime <= ws->stable_before;
+	}
+
 	d = AllocateDir(dir);
 	if (d == NULL)
 	{
@@ -168,7 +219,7 @@ walk_directory(const char *dir, FileList *list, TimestampTz settled_before)
 		char	   *note = psprintf("could not open directory: %m");
 
 		if (lstat(dir, &st) == 0)
-			add_entry(list, dir, FILE_UNREADABLE_DIR, &st, note);
+			add_entry(list, ds, dir, FILE_UNREADABLE_DIR, &st, note);
 		return;
 	}
 	while ((de = ReadDirExtended(d, dir, LOG)) != NULL)
@@ -194,24 +245,32 @@ walk_directory(const char *dir, FileList *list, TimestampTz settled_before)
 		if (S_ISDIR(st.st_mode))
 		{
 			if (has_log_suffix(name))
-				add_entry(list, path, FILE_NOT_REGULAR, &st,
+				add_entry(list, ds, path, FILE_NOT_REGULAR, &st,
 						  "a directory named like a log file (its contents are scanned)");
-			walk_directory(path, list, settled_before);
+			subdirs = lappend(subdirs, name);
+			walk_directory(path, list, ws);
 		}
 		else if (has_log_suffix(name))
 		{
 			if (S_ISLNK(st.st_mode))
-				add_entry(list, path, FILE_NOT_REGULAR, &st,
+				add_entry(list, ds, path, FILE_NOT_REGULAR, &st,
 						  "a symbolic link (links are never followed)");
 			else if (!S_ISREG(st.st_mode))
-				add_entry(list, path, FILE_NOT_REGULAR, &st,
+				add_entry(list, ds, path, FILE_NOT_REGULAR, &st,
 						  "not a regular file");
-			else if (time_from_timespec(st.st_mtim.tv_sec, st.st_mtim.tv_nsec) <= settled_before)
-				add_entry(list, path, FILE_TO_READ, &st, NULL);
-			/* else: still being written; a later scan takes it */
+			else if (time_from_timespec(st.st_mtim.tv_sec, st.st_mtim.tv_nsec) <= ws->settled_before)
+				add_entry(list, ds, path, FILE_TO_READ, &st, NULL);
+			else if (ds != NULL)
+				ds->may_complete = false;	/* still being written */
 		}
 		pfree(path);
 	}
+	if (ds != NULL)
+	{
+		DirCacheSetSubdirs(ds, subdirs);
+		ws->read_dirs = lappend(ws->read_dirs, ds);
+	}
+	list_free(subdirs);
 	list_free_deep(names);
 }
 
@@ -225,6 +284,8 @@ entry_cmp(const void *a, const void *b)
  * select_new_entries asks the ledger which of entries[from, to) are new or
  * changed since they were read, setting keep[i - from] accordingly.  A file
  * that failed is retried when its ctime changes too (say, after a chmod).
+ * A directory holding a new, changed or failed file is not complete (a
+ * chmod does not change the directory's mtime).
  */
 static void
 select_new_entries(FileList *list, int from, int to, bool *keep)
@@ -243,11 +304,14 @@ select_new_entries(FileList *list, int from, int to, bool *keep)
 		Oid			argtypes[4] = {TEXTARRAYOID, INT8ARRAYOID, TIMESTAMPTZARRAYOID,
 		TIMESTAMPTZARRAYOID};
 
-		plan = SPI_prepare("SELECT f.i::int4 FROM unnest($1, $2, $3, $4)"
-						   "   WITH ORDINALITY AS f(path, size, mtime, ctime, i)"
-						   " LEFT JOIN lambda_detect.ingested_files l ON l.path = f.path"
+		plan = SPI_prepare("SELECT f.i::int4,"
+						   "       l.path IS NULL OR l.size <> f.size OR l.mtime <> f.mtime"
+						   "       OR (l.status = 'error' AND l.ctime <> f.ctime)"
+						   "  FROM unnest($1, $2, $3, $4)"
+						   "       WITH ORDINALITY AS f(path, size, mtime, ctime, i)"
+						   "  LEFT JOIN lambda_detect.ingested_files l ON l.path = f.path"
 						   " WHERE l.path IS NULL OR l.size <> f.size OR l.mtime <> f.mtime"
-						   "    OR (l.status = 'error' AND l.ctime <> f.ctime)",
+						   "    OR l.status = 'error'",
 						   4, argtypes);
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
@@ -277,8 +341,12 @@ select_new_entries(FileList *list, int from, int to, bool *keep)
 		bool		isnull;
 		int			i = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[r],
 													SPI_tuptable->tupdesc, 1, &isnull));
+		FileEntry  *e = &list->entries[from + i - 1];
 
-		keep[i - 1] = true;
+		keep[i - 1] = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[r],
+												 SPI_tuptable->tupdesc, 2, &isnull));
+		if (e->dir != NULL)
+			e->dir->may_complete = false;
 	}
 	SPI_freetuptable(SPI_tuptable);
 }
@@ -912,13 +980,11 @@ ingest_entry(FileEntry *e, IngestCounts *counts)
  * entries to report, sorted by path (so, in an AWS tree, oldest day first).
  */
 static FileList *
-list_inbox_files(const char *dir)
+list_inbox_files(const char *dir, WalkState *ws)
 {
 	FileList   *list = palloc0(sizeof(FileList));
-	TimestampTz settled_before = GetCurrentTimestamp() -
-		(TimestampTz) ld_file_settle_ms * 1000;
 
-	walk_directory(dir, list, settled_before);
+	walk_directory(dir, list, ws);
 	if (list->n > 1)
 		qsort(list->entries, list->n, sizeof(FileEntry), entry_cmp);
 	return list;
@@ -1018,21 +1084,31 @@ try_file_lock(FileEntry *e)
  * ingest_now() scanning.  A scan in chunks that finds more new files than
  * one chunk takes calls backlog() (when given) once, before it reads any.
  *
+ * With use_dir_cache (the worker's own scans), directories that an earlier
+ * scan read complete and that have not changed since are skipped
+ * (dir_cache.c), except at a full scan, every full_scan_interval; a scan
+ * that finishes marks complete the directories it read with nothing new.
+ *
  * Returns false, with errno set, when inbox_dir itself cannot be opened, so
  * that the caller can say so; true otherwise (even if the lock was taken).
  */
 bool
 ScanInboxDirectory(const char *origin, IngestCounts *counts,
 				   MemoryContext listcxt, void (*boundary) (void),
-				   void (*backlog) (void))
+				   void (*backlog) (void), bool use_dir_cache)
 {
+	static uint64 scans = 0;
+	static TimestampTz last_full_scan = 0;
 	FileList   *list;
 	bool	   *keep;
 	IngestCounts chunk;
 	int64		chunk_bytes = 0;
 	TimestampTz started_at = GetCurrentTimestamp();
+	TimestampTz scan_start = started_at;
 	MemoryContext old;
 	char	   *dir;
+	WalkState	ws;
+	bool		full;
 
 	if (!try_scan_lock(boundary != NULL))
 		return true;
@@ -1049,7 +1125,25 @@ ScanInboxDirectory(const char *origin, IngestCounts *counts,
 	/* one spelling of the directory, so that ledger paths do not change */
 	dir = pstrdup(ld_inbox_dir);
 	canonicalize_path(dir);
-	list = list_inbox_files(dir);
+
+	memset(&ws, 0, sizeof(ws));
+	ws.settled_before = scan_start - (TimestampTz) ld_file_settle_ms * 1000;
+	ws.stable_before = scan_start - (TimestampTz) Max(ld_file_settle_ms, 1000) * 1000;
+	ws.use_cache = use_dir_cache;
+	ws.scan = ++scans;
+	full = !use_dir_cache || ld_full_scan_interval_ms == 0 ||
+		scan_start - last_full_scan >= (TimestampTz) ld_full_scan_interval_ms * 1000;
+	if (use_dir_cache)
+	{
+		if (full)
+		{
+			DirCacheReset();
+			last_full_scan = scan_start;
+		}
+		DirCacheBeginScan(dir);
+	}
+
+	list = list_inbox_files(dir, &ws);
 	keep = palloc(sizeof(bool) * SCAN_LOOKUP_ENTRIES);
 	MemoryContextSwitchTo(old);
 
@@ -1098,5 +1192,26 @@ ScanInboxDirectory(const char *origin, IngestCounts *counts,
 	}
 	RecordIngestRun(origin, "files", started_at, &chunk);
 	AddIngestCounts(counts, &chunk);
+
+	/* every entry was looked up: what had nothing new is complete */
+	if (use_dir_cache)
+	{
+		ListCell   *lc;
+		int			completed = 0;
+
+		foreach(lc, ws.read_dirs)
+		{
+			DirState   *d = (DirState *) lfirst(lc);
+
+			d->complete = d->may_complete;
+			completed += d->complete ? 1 : 0;
+		}
+		DirCachePrune(ws.scan);
+		ereport(DEBUG1,
+				(errmsg_internal("lambda_detect: %s scan of inbox_dir: %d directories read (%d now complete), %d skipped unchanged, %d files listed, %.1f ms",
+								 full ? "full" : "quick", list_length(ws.read_dirs),
+								 completed, ws.dirs_skipped, list->n,
+								 (double) (GetCurrentTimestamp() - scan_start) / 1000.0)));
+	}
 	return true;
 }

@@ -640,7 +640,7 @@ ld_ingest_now(PG_FUNCTION_ARGS)
 		CHECK_FOR_INTERRUPTS();
 
 	if (ld_inbox_dir != NULL && ld_inbox_dir[0] != '\0' &&
-		!ScanInboxDirectory("ingest_now", &total, CurrentMemoryContext, NULL, NULL))
+		!ScanInboxDirectory("ingest_now", &total, CurrentMemoryContext, NULL, NULL, false))
 		ereport(WARNING,
 				(errcode(ERRCODE_UNDEFINED_FILE),
 				 errmsg("lambda_detect.inbox_dir \"%s\" cannot be read: %m", ld_inbox_dir),

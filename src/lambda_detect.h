@@ -16,6 +16,7 @@
 #include "datatype/timestamp.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
+#include "nodes/pg_list.h"
 #include "utils/elog.h"
 #include "utils/palloc.h"
 #include "utils/jsonb.h"
@@ -47,6 +48,7 @@ extern int	ld_notify_from;
 #define NOTIFY_FROM_SESSION 1
 extern int	ld_naptime_ms;
 extern int	ld_scan_interval_ms;
+extern int	ld_full_scan_interval_ms;
 extern int	ld_maintenance_interval_ms;
 extern int	ld_file_settle_ms;
 extern int	ld_max_payload_kb;
@@ -129,7 +131,27 @@ extern void AddSkipReasons(IngestCounts *counts, Datum reasons);
 /* files.c */
 extern bool ScanInboxDirectory(const char *origin, IngestCounts *counts,
 								MemoryContext listcxt, void (*boundary) (void),
-								void (*backlog) (void));
+								void (*backlog) (void), bool use_dir_cache);
+
+/* dir_cache.c: what the worker's scans know of each directory */
+typedef struct DirState
+{
+	uint64		key;			/* hash of the path (the hash table's key) */
+	bool		complete;		/* read with nothing new in it: skip while unchanged */
+	TimestampTz mtime;			/* its mtime when it was read */
+	dev_t		dev;			/* its identity when it was read */
+	ino_t		ino;
+	int			nsubdirs;		/* the names of its subdirectories then */
+	char	  **subdirs;
+	uint64		last_scan;		/* the last scan that visited it */
+	bool		may_complete;	/* read by this scan, stable, nothing new in it so far */
+} DirState;
+
+extern void DirCacheReset(void);
+extern void DirCacheBeginScan(const char *root);
+extern DirState *DirCacheLookup(const char *path, bool create);
+extern void DirCacheSetSubdirs(DirState *d, List *names);
+extern void DirCachePrune(uint64 scan);
 
 /*
  * The alert fields a rule can group by (rules.group_by; the names are in

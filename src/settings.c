@@ -29,6 +29,7 @@ int			ld_batch_size = 500;
 int			ld_ingest_helpers = 1;
 int			ld_naptime_ms = 1000;
 int			ld_scan_interval_ms = 10000;
+int			ld_full_scan_interval_ms = 3600000;
 int			ld_maintenance_interval_ms = 60000;
 int			ld_file_settle_ms = 5000;
 int			ld_max_payload_kb = 128 * 1024;
@@ -134,6 +135,17 @@ DefineSettings(void)
 							NULL,
 							&ld_scan_interval_ms,
 							10000, 100, 24 * 3600 * 1000,
+							PGC_SIGHUP,
+							GUC_UNIT_MS,
+							NULL, NULL, NULL);
+
+	DefineCustomIntVariable("lambda_detect.full_scan_interval",
+							"Time between two scans of lambda_detect.inbox_dir that read every directory.",
+							"In between, the worker skips directories whose files were all read and "
+							"that have not changed since; a file rewritten in place under the same "
+							"name is seen at the next full scan.  0 reads every directory at every scan.",
+							&ld_full_scan_interval_ms,
+							3600000, 0, 7 * 24 * 3600 * 1000,
 							PGC_SIGHUP,
 							GUC_UNIT_MS,
 							NULL, NULL, NULL);

@@ -542,7 +542,8 @@ scan_unit(void *arg)
 	static char *warned_dir = NULL;
 
 	MemoryContextReset(scan_cxt);
-	if (!ScanInboxDirectory("worker", counts, scan_cxt, scan_boundary, scan_backlog) &&
+	if (!ScanInboxDirectory("worker", counts, scan_cxt, scan_boundary, scan_backlog,
+							!is_helper) &&
 		!is_helper)
 	{
 		if (warned_dir == NULL || strcmp(warned_dir, ld_inbox_dir) != 0)
