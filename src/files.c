@@ -197,8 +197,11 @@ walk_directory(const char *dir, FileList *list, WalkState *ws)
 			for (int i = 0; i < ds->nsubdirs; i++)
 			{
 				char	   *path = psprintf("%s/%s", dir, ds->subdirs[i]);
+				struct stat st;
 
-				walk_directory(path, list, ws);
+				/* as in a listing: a directory still, never a link to one */
+				if (lstat(path, &st) == 0 && S_ISDIR(st.st_mode))
+					walk_directory(path, list, ws);
 				pfree(path);
 			}
 			return;

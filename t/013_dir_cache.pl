@@ -116,5 +116,21 @@ ok($node->log_contains(qr/full scan of inbox_dir/, $offset), 'that scan was a fu
 is($node->safe_psql('postgres', 'SELECT count(*) FROM lambda_detect.events'), '7',
 	'every event stored once');
 
+# 5. a known subdirectory swapped for a link, the parent's mtime put back:
+# the walk of a skipped directory checks each subdirectory with lstat, as a
+# listing does, and never follows the link
+my $outside = $node->basedir . '/outside';
+make_path($outside);
+write_log("$outside/x.json", 'x1');
+my $old = time - 7200;
+utime($old, $old, "$day/03") or die "utime: $!";
+$offset = wait_idle_scans(2, -s $node->logfile);
+rename("$day/03/late", "$day/03/.late") or die "rename: $!";
+symlink($outside, "$day/03/late") or die "symlink: $!";
+utime($old, $old, "$day/03") or die "utime: $!";
+$offset = wait_idle_scans(3, $offset);
+is($node->safe_psql('postgres', stored('x1')), 'f',
+	'a subdirectory replaced by a link is not followed by a scan that skips its parent');
+
 $node->stop;
 done_testing();
