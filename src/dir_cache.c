@@ -115,6 +115,18 @@ DirCacheLookup(const char *path, bool create)
 	return d;
 }
 
+/* Frees the subdirectory names of d. */
+static void
+free_subdirs(DirState *d)
+{
+	for (int j = 0; j < d->nsubdirs; j++)
+		pfree(d->subdirs[j]);
+	if (d->subdirs != NULL)
+		pfree(d->subdirs);
+	d->subdirs = NULL;
+	d->nsubdirs = 0;
+}
+
 /* Replaces the subdirectory names of d by those in names (a List of char *). */
 void
 DirCacheSetSubdirs(DirState *d, List *names)
@@ -122,10 +134,7 @@ DirCacheSetSubdirs(DirState *d, List *names)
 	ListCell   *lc;
 	int			i = 0;
 
-	for (int j = 0; j < d->nsubdirs; j++)
-		pfree(d->subdirs[j]);
-	if (d->subdirs != NULL)
-		pfree(d->subdirs);
+	free_subdirs(d);
 	d->nsubdirs = list_length(names);
 	d->subdirs = d->nsubdirs == 0 ? NULL :
 		MemoryContextAlloc(dir_cache_cxt, sizeof(char *) * d->nsubdirs);
@@ -149,10 +158,7 @@ DirCachePrune(uint64 scan)
 	{
 		if (d->last_scan == scan)
 			continue;
-		for (int j = 0; j < d->nsubdirs; j++)
-			pfree(d->subdirs[j]);
-		if (d->subdirs != NULL)
-			pfree(d->subdirs);
+		free_subdirs(d);
 		(void) hash_search(dir_cache, &d->key, HASH_REMOVE, NULL);
 	}
 }
