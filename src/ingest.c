@@ -34,6 +34,7 @@
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
@@ -86,14 +87,19 @@ PG_FUNCTION_INFO_V1(ld_ingest_now);
 	"        (SELECT count(*) FROM n WHERE n.status = 'skipped')," \
 	"        (SELECT count(*) FROM rejected)," \
 	"        (SELECT array_agg(s.reason ORDER BY s.reason) FROM" \
-	"           (SELECT n.reason FROM n WHERE n.status = 'skipped') s)"
+	"           (SELECT n.reason FROM n WHERE n.status = 'skipped') s)," \
+	"        (SELECT max(c.inbox_id) FROM claimed c)"
 
-/* claims the oldest $1 unlocked inbox rows up to id $2 */
+/*
+ * claims the oldest $1 unlocked inbox rows after id $3, up to id $2: the
+ * ids are collected first (an InitPlan), then deleted by id, so that the
+ * DELETE cannot be planned as a join reading the whole inbox
+ */
 static const char *inbox_batch_sql =
 "WITH claimed AS ("
-"  DELETE FROM lambda_detect.inbox WHERE id IN ("
-"    SELECT id FROM lambda_detect.inbox WHERE id <= $2"
-"     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED)"
+"  DELETE FROM lambda_detect.inbox WHERE id = ANY (ARRAY("
+"    SELECT id FROM lambda_detect.inbox WHERE id > $3 AND id <= $2"
+"     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED))"
 "  RETURNING id AS inbox_id, received_at, source, NULL::text AS doc_location, payload),"
 INGEST_STATEMENT_TAIL;
 
@@ -171,11 +177,14 @@ AddSkipReasons(IngestCounts *counts, Datum reasons)
 /*
  * Runs a prepared batch statement and adds its result row to *result.  The
  * first column counts what "claimed" yielded: inbox rows, or documents of a
- * file (which the caller counts itself).
+ * file (which the caller counts itself).  For inbox rows, *last_inbox_id is
+ * raised to the highest id claimed.
  */
 static void
-execute_batch(SPIPlanPtr plan, Datum *values, bool from_inbox, IngestCounts *result)
+execute_batch(SPIPlanPtr plan, Datum *values, int64 *last_inbox_id,
+			  IngestCounts *result)
 {
+	bool		from_inbox = last_inbox_id != NULL;
 	int			ret;
 	int64		records,
 				stored;
@@ -202,6 +211,8 @@ execute_batch(SPIPlanPtr plan, Datum *values, bool from_inbox, IngestCounts *res
 	{
 		AddSkipReasons(result, SPI_datumTransfer(reasons, false, -1));
 	}
+	if (from_inbox)
+		*last_inbox_id = Max(*last_inbox_id, result_int64(8));
 	SPI_freetuptable(SPI_tuptable);
 }
 
@@ -318,10 +329,40 @@ error_text(ErrorData *edata)
 
 /* --- inbox --- */
 
+/*
+ * begin_index_plans makes the statements planned until end_index_plans
+ * read the inbox through its index only: neither a sequential scan nor a
+ * bitmap scan, which read every row in the id range and sort them.  A
+ * batch takes the next batch_size rows in id order, and each of its
+ * statements is planned afresh (CURSOR_OPT_CUSTOM_PLAN); without usable
+ * statistics (a new or freshly filled inbox) the planner can estimate the
+ * range at a few rows and read all of it, so that each batch would cost the
+ * whole backlog and a drain its square.  The settings are scoped as a
+ * function's SET clause is: a failure within restores them too.
+ */
+static int
+begin_index_plans(void)
+{
+	int			nestlevel = NewGUCNestLevel();
+
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("enable_bitmapscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	return nestlevel;
+}
+
+static void
+end_index_plans(int nestlevel)
+{
+	AtEOXact_GUC(true, nestlevel);
+}
+
 typedef struct InboxWork
 {
 	SPIPlanPtr	plan;
-	Datum		args[2];
+	Datum		args[3];
+	int64		last_id;		/* raised to the highest inbox id claimed */
 	IngestCounts *result;
 } InboxWork;
 
@@ -329,8 +370,10 @@ static void
 inbox_work(void *arg)
 {
 	InboxWork  *work = (InboxWork *) arg;
+	int			nestlevel = begin_index_plans();
 
-	execute_batch(work->plan, work->args, true, work->result);
+	execute_batch(work->plan, work->args, &work->last_id, work->result);
+	end_index_plans(nestlevel);
 }
 
 /*
@@ -383,15 +426,20 @@ dead_letter_inbox_row(int64 id, ErrorData *edata)
  * The rows that still fail are dead-lettered, unless every row failed with
  * the same SQLSTATE: then the fault is the system's (a missing partition, a
  * constraint an administrator added), not the input's, and it is raised so
- * that the rows stay in the inbox until it is mended.
+ * that the rows stay in the inbox until it is mended.  Returns the highest
+ * id it locked (after_id when none).
  */
-static void
-ingest_inbox_rows_one_by_one(int batch_size, int64 max_id, IngestCounts *result)
+static int64
+ingest_inbox_rows_one_by_one(int batch_size, int64 after_id, int64 max_id,
+							 IngestCounts *result)
 {
 	static SPIPlanPtr lock_plan = NULL;
-	Oid			argtypes[2] = {INT4OID, INT8OID};
+	Oid			argtypes[3] = {INT4OID, INT8OID, INT8OID};
 	Oid			rowtypes[1] = {INT8OID};
-	Datum		args[2] = {Int32GetDatum(batch_size), Int64GetDatum(max_id)};
+	Datum		args[3] = {Int32GetDatum(batch_size), Int64GetDatum(max_id),
+						   Int64GetDatum(after_id)};
+	int64		last_id = after_id;
+	int			nestlevel;
 	int64	   *ids;
 	ErrorData **errors;
 	uint64		nids;
@@ -400,12 +448,14 @@ ingest_inbox_rows_one_by_one(int batch_size, int64 max_id, IngestCounts *result)
 	int			ret;
 
 	PrepareKeptPlan(&lock_plan,
-						 "SELECT id FROM lambda_detect.inbox WHERE id <= $2"
+						 "SELECT id FROM lambda_detect.inbox WHERE id > $3 AND id <= $2"
 						 " ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED",
-						 2, argtypes, CURSOR_OPT_CUSTOM_PLAN);
+						 3, argtypes, CURSOR_OPT_CUSTOM_PLAN);
+	nestlevel = begin_index_plans();
 	ret = SPI_execute_plan(lock_plan, args, NULL, false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "could not lock inbox rows: %s", SPI_result_code_string(ret));
+	end_index_plans(nestlevel);
 
 	nids = SPI_processed;
 	ids = palloc(sizeof(int64) * Max(nids, 1));
@@ -416,13 +466,14 @@ ingest_inbox_rows_one_by_one(int batch_size, int64 max_id, IngestCounts *result)
 
 		ids[i] = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
 											 SPI_tuptable->tupdesc, 1, &isnull));
+		last_id = Max(last_id, ids[i]);
 	}
 	SPI_freetuptable(SPI_tuptable);
 
 	prepare_once(&inbox_row_plan, inbox_row_sql, 1, rowtypes);
 	for (uint64 i = 0; i < nids; i++)
 	{
-		InboxWork	work = {inbox_row_plan, {Int64GetDatum(ids[i]), (Datum) 0}, result};
+		InboxWork	work = {inbox_row_plan, {Int64GetDatum(ids[i])}, 0, result};
 		ErrorData  *edata;
 
 		CHECK_FOR_INTERRUPTS();
@@ -460,30 +511,36 @@ ingest_inbox_rows_one_by_one(int batch_size, int64 max_id, IngestCounts *result)
 		result->errors++;
 		FreeErrorData(errors[i]);
 	}
+	return last_id;
 }
 
 /*
- * IngestInboxBatch ingests the oldest batch_size inbox rows (with ids up to
- * max_id) not locked by another transaction, writes the batch's
- * ingest_runs row, and adds its
- * counts to *counts.  Returns true when the batch was full, i.e. more rows
- * may be waiting.
+ * IngestInboxBatch ingests the oldest batch_size inbox rows with ids after
+ * *after_id and up to max_id that no other transaction has locked, writes
+ * the batch's ingest_runs row, and adds its counts to *counts.  *after_id
+ * is raised to the highest id the batch claimed, so that the next batch of
+ * a drain can start there (see ingest_unit in worker.c for why, and for
+ * when a drain starts again from the first id).  Returns true when the
+ * batch was full, i.e. more rows may be waiting.
  */
 bool
-IngestInboxBatch(const char *origin, int batch_size, int64 max_id, IngestCounts *counts)
+IngestInboxBatch(const char *origin, int batch_size, int64 *after_id, int64 max_id,
+				 IngestCounts *counts)
 {
-	Oid			argtypes[2] = {INT4OID, INT8OID};
+	Oid			argtypes[3] = {INT4OID, INT8OID, INT8OID};
 	IngestCounts result;
 	InboxWork	work;
 	ErrorData  *edata;
 	TimestampTz started_at = GetCurrentTimestamp();
 
 	memset(&result, 0, sizeof(result));
-	PrepareKeptPlan(&inbox_batch_plan, inbox_batch_sql, 2, argtypes,
+	PrepareKeptPlan(&inbox_batch_plan, inbox_batch_sql, 3, argtypes,
 						 CURSOR_OPT_CUSTOM_PLAN);
 	work.plan = inbox_batch_plan;
 	work.args[0] = Int32GetDatum(batch_size);
 	work.args[1] = Int64GetDatum(max_id);
+	work.args[2] = Int64GetDatum(*after_id);
+	work.last_id = *after_id;
 	work.result = &result;
 
 	edata = RunGuarded(inbox_work, &work);
@@ -497,8 +554,10 @@ IngestInboxBatch(const char *origin, int batch_size, int64 max_id, IngestCounts 
 				 errdetail_log("%s.", ErrorLogText(edata))));
 		FreeErrorData(edata);
 		memset(&result, 0, sizeof(result));
-		ingest_inbox_rows_one_by_one(batch_size, max_id, &result);
+		work.last_id = ingest_inbox_rows_one_by_one(batch_size, *after_id, max_id,
+													&result);
 	}
+	*after_id = work.last_id;
 
 	RecordIngestRun(origin, "inbox", started_at, &result);
 	AddIngestCounts(counts, &result);
@@ -518,7 +577,7 @@ documents_work(void *arg)
 {
 	DocumentsWork *work = (DocumentsWork *) arg;
 
-	execute_batch(documents_plan, work->values, false, work->result);
+	execute_batch(documents_plan, work->values, NULL, work->result);
 }
 
 static Datum
@@ -625,6 +684,7 @@ ld_ingest_now(PG_FUNCTION_ARGS)
 	Datum		values[7];
 	bool		nulls[7] = {false};
 	int64		max_id;
+	int64		after_id = 0;
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -634,9 +694,15 @@ ld_ingest_now(PG_FUNCTION_ARGS)
 	if (SPI_connect() != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed");
 
-	/* one drain: the rows there now, not those that keep arriving meanwhile */
+	/*
+	 * One drain: the rows there now, not those that keep arriving meanwhile.
+	 * Each batch starts after the last row the one before claimed: the rows
+	 * earlier batches deleted stay in the inbox's index until this
+	 * transaction ends, and reading them again for every batch would make
+	 * the drain's cost grow with the square of the backlog.
+	 */
 	max_id = inbox_max_id();
-	while (IngestInboxBatch("ingest_now", ld_batch_size, max_id, &total))
+	while (IngestInboxBatch("ingest_now", ld_batch_size, &after_id, max_id, &total))
 		CHECK_FOR_INTERRUPTS();
 
 	if (ld_inbox_dir != NULL && ld_inbox_dir[0] != '\0' &&

@@ -115,8 +115,8 @@ typedef struct IngestCounts
 	Datum		skip_reasons;	/* text[] of skip reasons, or 0 */
 } IngestCounts;
 
-extern bool IngestInboxBatch(const char *origin, int batch_size, int64 max_id,
-							 IngestCounts *counts);
+extern bool IngestInboxBatch(const char *origin, int batch_size, int64 *after_id,
+							 int64 max_id, IngestCounts *counts);
 extern void IngestDocuments(Datum *documents, Datum *locations, int ndocuments,
 							const char *source, IngestCounts *counts);
 extern void RecordIngestError(const char *sqlstate, const char *reason,
