@@ -41,6 +41,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 # 10 ms, until the condition holds or the deadline passes.  A loop of psql
 # processes (one fork, connection and backend per poll) would take CPU from
 # the worker being measured, and the baselines run with no poller at all.
+# Each poll commits: one transaction around the whole wait would hold back
+# the server's xmin horizon, so the rows the worker deletes from the inbox
+# could not be cleaned away while it is being measured.
 wait_until() {
 	q -c "DO \$wait\$
 	      DECLARE deadline timestamptz := clock_timestamp() + interval '${2:-600} s';
@@ -50,6 +53,7 @@ wait_until() {
 	                  RAISE EXCEPTION 'timed out waiting for: %', \$cond\$$1\$cond\$;
 	              END IF;
 	              PERFORM pg_sleep(0.01);
+	              COMMIT;
 	          END LOOP;
 	      END
 	      \$wait\$" || exit 1
