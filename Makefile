@@ -47,7 +47,7 @@ UPGRADE_1.0--1.1 = schema/10_rule_options.sql schema/11_event_partitions.sql \
 	schema/12_rule_candidates.sql schema/13_alerts_ecs.sql \
 	schema/14_storage_maintenance.sql schema/15_notify_payload.sql \
 	schema/16_distribution_keys.sql schema/17_citus_functions.sql \
-	schema/18_exception_rule_check.sql
+	schema/18_exception_rule_check.sql schema/19_request_scan.sql
 DATA_built += lambda_detect--1.0--1.1.sql
 DATA = $(wildcard schema/releases/lambda_detect--*.sql) \
 	$(wildcard schema/upgrades/lambda_detect--*--*.sql)

@@ -9,6 +9,7 @@ CREATE ROLE regress_admin LOGIN;
 -- the README's grants, word for word
 GRANT USAGE ON SCHEMA lambda_detect TO regress_ingest;
 GRANT INSERT ON lambda_detect.inbox TO regress_ingest;
+GRANT EXECUTE ON FUNCTION lambda_detect.request_scan() TO regress_ingest;
 GRANT USAGE ON SCHEMA lambda_detect TO regress_analyst;
 GRANT SELECT ON ALL TABLES IN SCHEMA lambda_detect TO regress_analyst;
 GRANT UPDATE (status, status_note, resolution) ON lambda_detect.alerts TO regress_analyst;
@@ -43,6 +44,8 @@ INSERT INTO lambda_detect.inbox (source, payload) VALUES ('ingest role', '{"even
 SELECT count(*) FROM lambda_detect.inbox;
 SELECT count(*) FROM lambda_detect.events;
 SELECT * FROM lambda_detect.ingest_now();
+-- asking the worker for a scan is all it may do about files
+SELECT lambda_detect.request_scan() IS NOT NULL AS scan_requested;
 RESET ROLE;
 
 -- admin: drains and runs rules through the functions alone, tunes rules, reads no events

@@ -77,6 +77,7 @@ extern bool SharedStateWorkerDatabaseIs(const char *dbname);
 extern void SharedStateNoteCandidates(void);
 extern bool SharedStateTakeCandidates(void);
 extern void SharedStateRequestScan(void);
+extern bool SharedStateScanWanted(bool clear);
 extern uint64 SharedStateScanRequests(void);
 extern void StopWorkerInDatabase(const char *dbname);
 

@@ -15,6 +15,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "commands/dbcommands.h"
 #include "commands/trigger.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -58,17 +59,21 @@ typedef struct LambdaDetectShared
 	bool		candidates_pending;
 	/* bumped when the worker's scan finds a backlog of files to share */
 	uint64		scan_requests;
+	/* request_scan() asked the worker to scan inbox_dir before its time */
+	bool		scan_wanted;
 	/* when a helper last exited before it had connected (0: never) */
 	TimestampTz helper_failed_at;
 } LambdaDetectShared;
 
 static LambdaDetectShared *ld_shared = NULL;
 
-/* set by the inbox trigger, acted on when the transaction commits */
+/* set by the inbox trigger and request_scan(), acted on when the transaction commits */
 static bool wake_at_commit = false;
+static bool scan_at_commit = false;
 static bool xact_callback_registered = false;
 
 PG_FUNCTION_INFO_V1(ld_wake_worker_at_commit);
+PG_FUNCTION_INFO_V1(ld_request_scan);
 PG_FUNCTION_INFO_V1(ld_worker_status);
 
 /*
@@ -394,6 +399,27 @@ SharedStateScanRequests(void)
 }
 
 /*
+ * SharedStateScanWanted returns whether request_scan() asked the worker to
+ * scan inbox_dir since its last scan; with clear, the request is taken (the
+ * worker calls it so just before scanning, so that a request made during
+ * the scan, for files its listing may have missed, asks for another).
+ */
+bool
+SharedStateScanWanted(bool clear)
+{
+	bool		wanted;
+
+	if (ld_shared == NULL)
+		return false;
+	SpinLockAcquire(&ld_shared->mutex);
+	wanted = ld_shared->scan_wanted;
+	if (clear)
+		ld_shared->scan_wanted = false;
+	SpinLockRelease(&ld_shared->mutex);
+	return wanted;
+}
+
+/*
  * WakeWorker sets the worker's latch, if there is a worker.  The latch is
  * read under the spinlock but set after releasing it (a system call has no
  * place under a spinlock); a latch of a worker that exited meanwhile is a
@@ -482,14 +508,22 @@ wake_xact_callback(XactEvent event, void *arg)
 	{
 		case XACT_EVENT_COMMIT:
 		case XACT_EVENT_PARALLEL_COMMIT:
-			if (wake_at_commit)
+			if (scan_at_commit && ld_shared != NULL)
+			{
+				SpinLockAcquire(&ld_shared->mutex);
+				ld_shared->scan_wanted = true;
+				SpinLockRelease(&ld_shared->mutex);
+			}
+			if (wake_at_commit || scan_at_commit)
 				WakeWorker();
 			wake_at_commit = false;
+			scan_at_commit = false;
 			break;
 		case XACT_EVENT_ABORT:
 		case XACT_EVENT_PARALLEL_ABORT:
 		case XACT_EVENT_PREPARE:
 			wake_at_commit = false;
+			scan_at_commit = false;
 			break;
 		default:
 			break;
@@ -516,6 +550,29 @@ ld_wake_worker_at_commit(PG_FUNCTION_ARGS)
 	wake_at_commit = true;
 
 	return PointerGetDatum(NULL);
+}
+
+/*
+ * ld_request_scan is request_scan(): when the current transaction commits,
+ * the worker scans lambda_detect.inbox_dir without waiting for
+ * scan_interval (a client that has just copied log files there, such as an
+ * aws s3 sync job, need not wait up to ten seconds for them to be read).
+ * Returns whether a worker is running in this database to do it.
+ */
+Datum
+ld_request_scan(PG_FUNCTION_ARGS)
+{
+	char	   *dbname = get_database_name(MyDatabaseId);
+
+	if (ld_shared == NULL)
+		PG_RETURN_BOOL(false);
+	if (!xact_callback_registered)
+	{
+		RegisterXactCallback(wake_xact_callback, NULL);
+		xact_callback_registered = true;
+	}
+	scan_at_commit = true;
+	PG_RETURN_BOOL(dbname != NULL && SharedStateWorkerDatabaseIs(dbname));
 }
 
 /* Returns a timestamptz datum, or marks it NULL when never set. */

@@ -997,13 +997,15 @@ LambdaDetectWorkerMain(Datum main_arg)
 		if (!extension_present)
 			continue;
 
-		/* 2. the directory, when due */
+		/* 2. the directory, when due or asked for (request_scan()) */
 		now = GetCurrentTimestamp();
 		if (ld_inbox_dir[0] != '\0' && unit_ready(&scan_backoff, now) &&
-			(now >= next_scan || scanned_dir == NULL || strcmp(scanned_dir, ld_inbox_dir) != 0))
+			(now >= next_scan || SharedStateScanWanted(false) ||
+			 scanned_dir == NULL || strcmp(scanned_dir, ld_inbox_dir) != 0))
 		{
 			IngestCounts counts;
 
+			(void) SharedStateScanWanted(true);
 			memset(&counts, 0, sizeof(counts));
 			SharedStateSetState("scanning");
 			run_unit("lambda_detect: scanning inbox_dir", scan_unit, &counts, &scan_backoff, &ok);

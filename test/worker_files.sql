@@ -1,7 +1,8 @@
 -- The background worker ingests CloudTrail log files below
 -- lambda_detect.inbox_dir: an "aws s3 sync"-like tree of .json.gz files, each
 -- read once (a ledger, never moving the files), files added later picked up
--- by a later scan, digest files skipped, corrupt gzip dead-lettered.
+-- by a later scan or at once after request_scan(), digest files skipped,
+-- corrupt gzip dead-lettered.
 --
 -- Files are written by the server itself (COPY ... TO PROGRAM runs as the
 -- server's OS user), into a directory named after the server's port so that
@@ -10,7 +11,7 @@
 -- that the worker never sees it half-written.
 \ir helpers/setup.sql
 
-SELECT plan(20);
+SELECT plan(24);
 
 -- write_file(path, content, head_bytes): writes content gzip-compressed to
 -- path (cut to its first head_bytes bytes when given), atomically.
@@ -190,7 +191,33 @@ SELECT is((SELECT count(*) FROM lambda_detect.ingest_errors WHERE source = :'fil
 SELECT is((SELECT count(*) FROM lambda_detect.ingested_files WHERE path LIKE :'dir' || '/%'), 4::bigint,
           'the ledger has exactly the four files');
 
--- 3. clean up: stop scanning (wait until the worker has taken the reload and
+-- 3. request_scan(): with scans an hour apart, a file copied in is read as
+-- soon as a client asks for a scan, not at the next scan
+ALTER SYSTEM SET lambda_detect.scan_interval = '1h';
+SELECT pg_reload_conf() AS reloaded \gset
+-- scans were 500 ms apart: none for 1.5 s means the worker took the reload
+-- and its last scan put the next one an hour away
+SELECT ok(lambda_detect_test.wait_for(
+            $$(SELECT last_scan_at < clock_timestamp() - interval '1.5 seconds' FROM lambda_detect.worker_status())$$),
+          'the worker has stopped scanning every 500 ms: scan_interval is an hour');
+SELECT :'dir' || '/AWSLogs/111122223333/CloudTrail/us-east-1/2026/11/29/'
+       || '111122223333_CloudTrail_us-east-1_20261129T0810Z_TapFilesAsked.json.gz' AS file_asked \gset
+SELECT lambda_detect_test.write_file(:'file_asked',
+    jsonb_build_object('Records', jsonb_build_array(
+        lambda_detect_test.ct_record('tap-worker-files-asked', jsonb_build_object(
+            'eventTime', '2026-11-29T08:09:00Z'))))::text);
+SELECT is(lambda_detect.request_scan(), true,
+          'request_scan() says the worker is running here to serve it');
+SELECT ok(lambda_detect_test.wait_for(format(
+            $$EXISTS (SELECT 1 FROM lambda_detect.ingested_files WHERE path = %L AND status = 'ingested')
+              AND EXISTS (SELECT 1 FROM lambda_detect.events WHERE event_id = 'tap-worker-files-asked')$$,
+            :'file_asked')),
+          'the file is read right after request_scan(), an hour before the next scan was due');
+SELECT is((SELECT count(*) FROM lambda_detect.ingested_files WHERE path LIKE :'dir' || '/%'), 5::bigint,
+          'and only that file is new in the ledger');
+ALTER SYSTEM RESET lambda_detect.scan_interval;
+
+-- 4. clean up: stop scanning (wait until the worker has taken the reload and
 -- finished a loop after it), then remove the files and what they gave
 ALTER SYSTEM RESET lambda_detect.inbox_dir;
 ALTER SYSTEM RESET lambda_detect.file_settle_time;
