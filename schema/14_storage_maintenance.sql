@@ -257,9 +257,11 @@ BEGIN
      WHERE NOT p.is_default AND p.range_start > t;
     hi := COALESCE(hi, lambda_detect.partition_period_next(lambda_detect.partition_period_start(t, span), span));
     name := 'events_p' || pg_catalog.to_char(pg_catalog.timezone('UTC', lo), 'YYYYMMDD');
+    -- rows stay whole in the partition up to a page (see events_default)
     EXECUTE pg_catalog.format(
         'CREATE TABLE lambda_detect.%I (LIKE lambda_detect.events INCLUDING DEFAULTS'
-        ' INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMPRESSION)', name);
+        ' INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMPRESSION)'
+        ' WITH (toast_tuple_target = 8160)', name);
     -- the constraint spares ATTACH a scan of the new table
     EXECUTE pg_catalog.format(
         'ALTER TABLE lambda_detect.%I ADD CONSTRAINT %I CHECK (event_time >= %L AND event_time < %L)',

@@ -68,6 +68,26 @@ SELECT count(*) AS steps FROM lambda_detect.maintain();
 SELECT count(*) FILTER (WHERE partition::text ~ '^lambda_detect\.events_p\d{8}$') AS well_named,
        bool_or(has_table_privilege('public', partition, 'SELECT')) AS public_can_read
   FROM lambda_detect.event_partitions WHERE NOT is_default;
+-- and every partition keeps rows of up to a page whole, out of TOAST
+SELECT count(*) AS partitions,
+       count(*) FILTER (WHERE c.reloptions @> '{toast_tuple_target=8160}') AS rows_kept_whole
+  FROM lambda_detect.event_partitions p JOIN pg_class c ON c.oid = p.partition;
+-- a row of 2 to 8 kB (its record does not compress) is stored whole: its
+-- partition's TOAST table gains nothing (by default it would hold the record)
+BEGIN;
+INSERT INTO lambda_detect.inbox (source, payload)
+SELECT 'whole row', jsonb_build_object('eventID', 'st-whole', 'eventTime', now(),
+         'eventSource', 's3.amazonaws.com', 'eventName', 'PutObject',
+         'requestParameters', jsonb_build_object('blob',
+             (SELECT string_agg(md5(i::text), '') FROM generate_series(1, 60) i)));
+SELECT c.reltoastrelid::regclass AS toast
+  FROM lambda_detect.event_partitions p JOIN pg_class c ON c.oid = p.partition
+ WHERE NOT p.is_default AND now() >= p.range_start AND now() < p.range_end \gset
+SELECT count(*) AS toast_rows_before FROM :toast \gset
+SELECT events FROM lambda_detect.ingest_now();
+SELECT pg_column_size(e.*) > 2500 AS wide_row, (SELECT count(*) FROM :toast) - :toast_rows_before AS toast_rows_added
+  FROM lambda_detect.events e WHERE event_id = 'st-whole';
+ROLLBACK;
 
 -- 2. routing: today's event goes to its partition, a late one (10 days
 -- ago) and an early one (30 days ahead) wait in events_default, and two
