@@ -63,7 +63,9 @@ DELETE FROM lambda_detect.events WHERE event_id LIKE 'tap-worker-files-%';
 DELETE FROM lambda_detect.ingested_files WHERE path LIKE :'dir' || '/%';
 DELETE FROM lambda_detect.ingest_errors WHERE source LIKE :'dir' || '/%';
 SELECT 'rm -rf ' || lambda_detect_test.shell_quote(:'dir') AS rm_dir \gset
-COPY (SELECT 1) TO PROGRAM :'rm_dir';
+-- no rows: rm does not read its input, and a row written after it exited
+-- would fail the COPY with a broken pipe
+COPY (SELECT 1 WHERE false) TO PROGRAM :'rm_dir';
 
 -- the first files
 SELECT lambda_detect_test.write_file(:'file1',
@@ -227,7 +229,7 @@ SELECT ok(lambda_detect_test.wait_for(format(
                  FROM lambda_detect.worker_status())$$,
             :'reset_at')),
           'the worker is idle after the settings were reset');
-COPY (SELECT 1) TO PROGRAM :'rm_dir';
+COPY (SELECT 1 WHERE false) TO PROGRAM :'rm_dir';
 DELETE FROM lambda_detect.events WHERE event_id LIKE 'tap-worker-files-%';
 DELETE FROM lambda_detect.ingested_files WHERE path LIKE :'dir' || '/%';
 DELETE FROM lambda_detect.ingest_errors WHERE source LIKE :'dir' || '/%';
