@@ -52,8 +52,12 @@ PG_FUNCTION_INFO_V1(ld_ingest_now);
  * from normalize()) is stored under '': the account is NOT NULL, being the
  * distribution column of the Citus plan (docs/scaling.md), and an event is
  * never dropped for lacking one.
+ *
+ * The last column is last_inbox_id: the highest inbox id claimed, which the
+ * inbox statements report for the next batch's start, and the file
+ * statement, claiming no inbox row, gives as NULL.
  */
-#define INGEST_STATEMENT_TAIL \
+#define INGEST_STATEMENT_TAIL(last_inbox_id) \
 	"n AS MATERIALIZED (" \
 	"  SELECT c.inbox_id, c.received_at, c.source, c.doc_location, r.*" \
 	"    FROM claimed c CROSS JOIN LATERAL lambda_detect.normalize(c.payload) r)," \
@@ -88,7 +92,7 @@ PG_FUNCTION_INFO_V1(ld_ingest_now);
 	"        (SELECT count(*) FROM rejected)," \
 	"        (SELECT array_agg(s.reason ORDER BY s.reason) FROM" \
 	"           (SELECT n.reason FROM n WHERE n.status = 'skipped') s)," \
-	"        (SELECT max(c.inbox_id) FROM claimed c)"
+	"        " last_inbox_id
 
 /*
  * claims the oldest $1 unlocked inbox rows after id $3, up to id $2: the
@@ -101,14 +105,14 @@ static const char *inbox_batch_sql =
 "    SELECT id FROM lambda_detect.inbox WHERE id > $3 AND id <= $2"
 "     ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED))"
 "  RETURNING id AS inbox_id, received_at, source, NULL::text AS doc_location, payload),"
-INGEST_STATEMENT_TAIL;
+INGEST_STATEMENT_TAIL("(SELECT max(c.inbox_id) FROM claimed c)");
 
 /* claims the one inbox row $1 (already locked by the caller) */
 static const char *inbox_row_sql =
 "WITH claimed AS ("
 "  DELETE FROM lambda_detect.inbox WHERE id = $1"
 "  RETURNING id AS inbox_id, received_at, source, NULL::text AS doc_location, payload),"
-INGEST_STATEMENT_TAIL;
+INGEST_STATEMENT_TAIL("(SELECT max(c.inbox_id) FROM claimed c)");
 
 /* documents $1 of source $2 at locations $3 */
 static const char *documents_sql =
@@ -116,7 +120,7 @@ static const char *documents_sql =
 "  SELECT NULL::bigint AS inbox_id, NULL::timestamptz AS received_at, $2::text AS source,"
 "         d.doc_location, d.payload"
 "    FROM unnest($1::jsonb[], $3::text[]) AS d(payload, doc_location)),"
-INGEST_STATEMENT_TAIL;
+INGEST_STATEMENT_TAIL("NULL::bigint");
 
 static SPIPlanPtr inbox_batch_plan = NULL;
 static SPIPlanPtr inbox_row_plan = NULL;
